@@ -1,0 +1,1 @@
+"""pipelines: CSV/IDX reading, dataset fetching and generator stages over ``Chunk(x, y)`` arrays."""
