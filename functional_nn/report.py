@@ -9,8 +9,8 @@ Public API:
 - ``PLOT_EXTRA_HINT``: one line telling how to install the ``plot`` extra (matplotlib, Pillow).
 - ``have_plotting() -> bool``: whether matplotlib and Pillow can be imported.
 - ``ReportError(ValueError)``: a one-line message naming what is missing or malformed, e.g.
-  ``runs/x: history.csv is missing`` or ``runs/x: metrics.json: 'confusion' must be a 10 x 10 list of counts``.
-- ``read_run(run_dir) -> Run(config, history, metrics)``: read and validate ``config.json``, ``history.csv`` and
+  ``runs/x: history.csv is missing`` or ``runs/x: history.csv:3: loss is not a number: 'abc'``.
+- ``read_run(run_dir) -> Run(name, config, history, metrics)``: read and validate ``config.json``, ``history.csv`` and
   ``metrics.json`` (formats in the team contract, "Run folder"); raises ``ReportError``. Cheap: call it first to
   fail fast before loading test data.
 - ``write_report(run_dir, *, x_test, y_test, probs, first_layer_w, classes=None, image_shape=(28, 28),
@@ -23,21 +23,24 @@ Public API:
   from the ``classes`` argument, else ``metrics.json`` "classes", else "0".."k-1". Accuracies in
   ``history.csv`` and ``metrics.json`` are fractions in [0, 1]; the pictures show them in %.
 
-Files written (pixel sizes at 100 dpi, width x height, also in ``SIZES``):
+Files written (fixed pixel sizes, width x height, drawn at 100 dpi; also in ``SIZES``):
 
-============== =========== ==================================================================================
-curves.png     1000 x 420  loss and accuracy per epoch, train and validation, best epoch marked
-confusion.png  760 x 680   test confusion matrix: counts as text, colour = fraction of the true class (rows)
-per_class.png  900 x 460   per-class test accuracy (%) bars, overall test accuracy as a dashed line
-predictions.png 800 x 880  the first 25 test images, predicted label and confidence (green right, red wrong)
-mistakes.png   800 x 920   the 25 most confident wrong predictions, true and predicted labels
-filters.png    900 x 860   first-layer weights as images (up to 64 units), one shared symmetric colour scale
-training.gif   800 x 340   the learning curves growing, one frame per epoch, loops forever (well under 2 MB)
-report.html    -           one self-contained page: configuration, results, every picture as a data URI
-============== =========== ==================================================================================
+- ``curves.png`` 1000 x 420: loss and accuracy (%) per epoch, train and validation, on two panels; the best epoch
+  (``metrics.json`` "best_epoch", else the lowest validation loss) as a dashed line; test accuracy as a dotted line.
+- ``confusion.png`` 760 x 680: the test confusion matrix; cell text = count, colour = fraction of the true class
+  (row-normalized, square-root colour scale so that small confusions show); axes "true" and "predicted".
+- ``per_class.png`` 900 x 460: per-class test accuracy (%) bars with their values, overall accuracy dashed.
+- ``predictions.png`` 800 x 880: the first 25 test images, predicted class and confidence (green right, red wrong).
+- ``mistakes.png`` 800 x 920: the 25 most confident wrong predictions (fewer if there are fewer), true and predicted.
+- ``filters.png`` 900 x 860: the first layer's weights of units 1..64 as images, one shared symmetric colour scale
+  (the 99.5th percentile of ``|w|``; beyond it clipped), as scikit-learn's "Visualization of MLP weights on MNIST".
+- ``training.gif`` 800 x 340: the learning curves growing, one frame per epoch (evenly spaced epochs beyond
+  ``MAX_GIF_FRAMES`` = 500), loops forever, well under 2 MB (about 0.3 MB for 200 epochs).
+- ``report.html``: one self-contained page titled with the run name: results table, per-class table, configuration
+  table, and every picture as a base64 data URI (``<img id="curves">``, ..., ``<img id="training">``); no network.
 
-Each file is written atomically (temp file in the same folder, then ``os.replace``), so an interrupted report
-leaves either the old file or the new one, never half a file. matplotlib is imported lazily and used through
+Every picture is drawn in memory first, then each file is written atomically (temp file in the same folder, then
+``os.replace``), so a failed or interrupted report leaves either the old file or the new one, never half a file. matplotlib is imported lazily and used through
 ``Figure`` + the Agg canvas (no pyplot, no global backend switch), so it works with no display and does not
 disturb an interactive session.
 """
@@ -71,6 +74,7 @@ __all__ = [
     "filter_mosaic",
     "filter_scale",
     "format_confidence",
+    "gif_frame_ends",
     "have_plotting",
     "read_run",
     "row_normalize",
@@ -97,6 +101,8 @@ MAX_FILTERS = 64   # first-layer units shown in filters.png (8 x 8)
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 _REQUIRED_HISTORY = ("epoch", "loss", "accuracy")
 _TRAIN_COLOR, _VAL_COLOR, _BEST_COLOR = "tab:blue", "tab:orange", "tab:green"
+_GIF_COLORS, _GIF_TRANSPARENT = 128, 255   # palette size of training.gif; index for "unchanged pixel"
+MAX_GIF_FRAMES = 500                      # longer runs: frames at evenly spaced epochs (first and last kept)
 _RIGHT_COLOR, _WRONG_COLOR = "#1a7f37", "#cf222e"
 
 
@@ -371,6 +377,20 @@ def filter_mosaic(w: np.ndarray, image_shape: tuple[int, int], *, gap: int = 2) 
     return mosaic
 
 
+def gif_frame_ends(n_epochs: int, *, max_frames: int = MAX_GIF_FRAMES) -> list[int]:
+    """How many history rows each frame of training.gif shows: 1, 2, ..., n (one frame per epoch), or
+    ``max_frames`` evenly spaced counts ending at n when the run is longer.
+
+    >>> gif_frame_ends(3)
+    [1, 2, 3]
+    >>> gif_frame_ends(10, max_frames=4)
+    [1, 4, 7, 10]
+    """
+    if n_epochs <= max_frames:
+        return list(range(1, n_epochs + 1))
+    return sorted({int(round(v)) for v in np.linspace(1, n_epochs, max_frames)})
+
+
 def best_epoch(history: History, metrics: Mapping[str, Any]) -> int | None:
     """The epoch to mark as best: ``metrics["best_epoch"]`` when it is one of the run's epochs, else the epoch
     with the lowest finite ``val_loss``, else None (no validation, no marker)."""
@@ -484,7 +504,7 @@ def _curve_axes(fig, history: History, best: int | None, run_name: str, test_acc
                                              marker=marker, ms=4, label="validation")
     if test_accuracy is not None:
         ax_acc.axhline(100 * test_accuracy, color="0.35", ls=":", lw=1.2,
-                       label=f"test (final model) {100 * test_accuracy:.2f}%")
+                       label=f"test accuracy {100 * test_accuracy:.2f}%")
     pad = max(0.5, 0.02 * float(epochs[-1] - epochs[0]))   # first/last points and best-epoch line off the frame
     x_lo, x_hi = epochs[0] - pad, epochs[-1] + pad
     for ax in (ax_loss, ax_acc):
@@ -537,9 +557,9 @@ def _draw_gif(run: Run, best: int | None) -> bytes:
         artist.set_animated(True)
     canvas.draw()
     background = canvas.copy_from_bbox(fig.bbox)
-    n = len(history.epoch)
+    ends = gif_frame_ends(len(history.epoch))
     frames = []
-    for i in range(1, n + 1):
+    for i in ends:
         canvas.restore_region(background)
         for key, line in lines.items():
             xs, ys = full[key]
@@ -552,13 +572,24 @@ def _draw_gif(run: Run, best: int | None) -> bytes:
                 ax.draw_artist(ax.get_legend())
         rgba = np.asarray(canvas.buffer_rgba())
         frames.append(Image.fromarray(np.array(rgba[..., :3])))
-    palette = frames[-1].quantize(colors=128, method=Image.Quantize.FASTOCTREE)
-    frames = [f.quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
-    step_ms = int(np.clip(6000 / n, 80, 500))
-    durations = [step_ms] * (n - 1) + [2500]
+    # One palette for all frames (from the last, which has every colour), no dithering: unchanged pixels keep
+    # their index, and each later frame stores only what changed, the rest as the transparent index
+    # (the gifsicle trick; a 200-epoch GIF shrinks from ~2 MB to ~0.25 MB).
+    palette = frames[-1].quantize(colors=_GIF_COLORS, method=Image.Quantize.FASTOCTREE)
+    indexed = [np.asarray(f.quantize(palette=palette, dither=Image.Dither.NONE)) for f in frames]
+    colors = palette.getpalette()[: 3 * _GIF_COLORS]
+    colors += [255, 255, 255] * (256 - len(colors) // 3)
+    images = []
+    for k, current in enumerate(indexed):
+        delta = current if k == 0 else np.where(current == indexed[k - 1], _GIF_TRANSPARENT, current)
+        image = Image.fromarray(delta.astype(np.uint8), mode="P")
+        image.putpalette(colors)
+        images.append(image)
+    step_ms = int(np.clip(6000 / len(images), 60, 500))
+    durations = [step_ms] * (len(images) - 1) + [2500]   # hold the finished curves before looping
     buf = io.BytesIO()
-    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=durations,
-                   loop=0, optimize=False, disposal=1)
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=durations,
+                   loop=0, optimize=False, disposal=1, transparency=_GIF_TRANSPARENT)
     return buf.getvalue()
 
 
@@ -619,8 +650,8 @@ def _draw_per_class(run: Run, names: list[str]) -> bytes:
                   ha="right" if long_names else "center", rotation_mode="anchor" if long_names else "default")
     ax.set_xlabel("class (n = test images of that class)" if k <= 15 else "class")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"Per-class test accuracy: {run.name}")
-    ax.legend(loc="lower right", framealpha=0.9)
+    ax.set_title(f"Per-class test accuracy: {run.name}", loc="left")
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), frameon=False, borderaxespad=0.1)  # above: bars fill the axes
     ax.grid(True, axis="y", alpha=0.3)
     return _png_bytes(fig)
 
@@ -701,9 +732,9 @@ def _draw_filters(run: Run, first_layer_w: np.ndarray, image_shape: tuple[int, i
     clipped = bool(np.abs(shown).max() > vmax)
     fig = _figure("filters.png")
     ax = fig.subplots()
-    # One image of tiles (one axes, not 64: far faster to lay out), tiles separated by NaN drawn dark grey.
-    mosaic = filter_mosaic(shown, image_shape)
-    cmap = _colormap("RdBu_r").with_extremes(bad="0.25")
+    # One image of tiles (one axes, not 64: far faster to lay out), tiles separated by NaN drawn grey.
+    mosaic = filter_mosaic(shown, image_shape, gap=1)
+    cmap = _colormap("RdBu_r").with_extremes(bad="0.6")
     image = ax.imshow(mosaic, cmap=cmap, vmin=-vmax, vmax=vmax, interpolation="nearest")
     ax.set_axis_off()
     colorbar = fig.colorbar(image, ax=ax, shrink=0.6, pad=0.02, extend="both" if clipped else "neither")
@@ -758,7 +789,8 @@ def _html_table(rows: Sequence[Sequence[str]], header: Sequence[str], numeric: S
 def _render_html(run: Run, names: list[str], best: int | None, pictures: Mapping[str, bytes]) -> str:
     m, h = run.metrics, run.history
     config_rows = [(str(k), _format_value(v)) for k, v in run.config.items()]
-    results = [("test accuracy", f"{100 * m['test_accuracy']:.2f}%"), ("test loss", f"{m['test_loss']:.4f}")]
+    results = [("test accuracy", f"{100 * m['test_accuracy']:.2f}%"),
+               ("test loss (mean cross-entropy)", f"{m['test_loss']:.4f}")]
     if m.get("n_test") is not None:
         results.append(("test images", str(m["n_test"])))
     results.append(("epochs run", str(len(h.epoch))))
