@@ -440,7 +440,10 @@ def _padded_limits(*series: np.ndarray, pad: float = 0.05) -> tuple[float, float
     if values.size == 0:
         return 0.0, 1.0
     lo, hi = float(values.min()), float(values.max())
-    span = hi - lo if hi > lo else max(abs(hi), 1.0) * 0.1
+    if hi == lo:      # one epoch: a window of +-10% around the value, not a microscopic one
+        half = 0.1 * max(abs(hi), 0.01)
+        return lo - half, hi + half
+    span = hi - lo
     return lo - pad * span, hi + pad * span
 
 
@@ -509,7 +512,10 @@ def _curve_axes(fig, history: History, best: int | None, run_name: str, test_acc
     x_lo, x_hi = epochs[0] - pad, epochs[-1] + pad
     for ax in (ax_loss, ax_acc):
         ax.set_xlim(x_lo, x_hi)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(epochs) <= 12:
+            ax.set_xticks(epochs.astype(np.int64))
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.grid(True, alpha=0.3)
         if best is not None:
@@ -523,8 +529,8 @@ def _curve_axes(fig, history: History, best: int | None, run_name: str, test_acc
     ax_loss.set_ylabel("cross-entropy (nats)")
     ax_acc.set_title("Accuracy")
     ax_acc.set_ylabel("accuracy (%)")
-    ax_loss.legend(loc="upper right")
-    ax_acc.legend(loc="lower right")
+    ax_loss.legend(loc="best")      # placed where the (full) curves are not
+    ax_acc.legend(loc="best")
     return (ax_loss, ax_acc), lines
 
 
@@ -733,11 +739,22 @@ def _draw_filters(run: Run, first_layer_w: np.ndarray, image_shape: tuple[int, i
     fig = _figure("filters.png")
     ax = fig.subplots()
     # One image of tiles (one axes, not 64: far faster to lay out), tiles separated by NaN drawn grey.
-    mosaic = filter_mosaic(shown, image_shape, gap=1)
-    cmap = _colormap("RdBu_r").with_extremes(bad="0.6")
-    image = ax.imshow(mosaic, cmap=cmap, vmin=-vmax, vmax=vmax, interpolation="nearest")
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    gap = 1
+    mosaic = filter_mosaic(shown, image_shape, gap=gap)
+    scale = ScalarMappable(norm=Normalize(-vmax, vmax), cmap=_colormap("RdBu_r"))
+    rgba = scale.to_rgba(np.nan_to_num(mosaic))
+    rgba[np.isnan(mosaic)] = (0.6, 0.6, 0.6, 1.0)                 # grey lines between tiles
+    ncols = math.ceil(math.sqrt(count))
+    if count % ncols:                                              # unused tiles of the last row: blank
+        top = (math.ceil(count / ncols) - 1) * (image_shape[0] + gap)
+        left = (count % ncols) * (image_shape[1] + gap) - gap
+        rgba[top:, left:] = (1.0, 1.0, 1.0, 0.0)
+    ax.imshow(rgba, interpolation="nearest")
     ax.set_axis_off()
-    colorbar = fig.colorbar(image, ax=ax, shrink=0.6, pad=0.02, extend="both" if clipped else "neither")
+    colorbar = fig.colorbar(scale, ax=ax, shrink=0.6, pad=0.02, extend="both" if clipped else "neither")
     colorbar.set_label("weight (one shared scale, red > 0, blue < 0"
                        + (f"; beyond \u00b1{vmax:.2g} clipped)" if clipped else ")"))
     first = f"units 1-{count} of {n_units}" if count < n_units else f"all {n_units} units"
