@@ -489,7 +489,7 @@ def _rc() -> dict:
             "axes.grid": False, "savefig.transparent": False, "figure.facecolor": "white"}
 
 
-def _curve_axes(fig, history: History, best: int | None, run_name: str, test_accuracy: float | None):
+def _curve_axes(fig, history: History, best: int | None, test_accuracy: float | None):
     """Two panels (loss, accuracy %) with every line drawn in full; returns (axes, lines) for the GIF to trim."""
     from matplotlib.ticker import MaxNLocator
 
@@ -536,13 +536,13 @@ def _curve_axes(fig, history: History, best: int | None, run_name: str, test_acc
 
 def _draw_curves(run: Run, best: int | None) -> bytes:
     fig = _figure("curves.png")
-    _curve_axes(fig, run.history, best, run.name, run.metrics["test_accuracy"])
+    _curve_axes(fig, run.history, best, run.metrics["test_accuracy"])
     n = len(run.history.epoch)
     fig.suptitle(f"Learning curves: {run.name} ({n} epoch{'s' if n != 1 else ''})")
     return _png_bytes(fig)
 
 
-def _draw_gif(run: Run, best: int | None) -> bytes:
+def _draw_gif(run: Run) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from PIL import Image
@@ -552,7 +552,7 @@ def _draw_gif(run: Run, best: int | None) -> bytes:
     canvas = FigureCanvasAgg(fig)
     history = run.history
     # The final axes limits from the start, so each frame only adds to the last (small GIF deltas).
-    _, lines = _curve_axes(fig, history, None, run.name, None)
+    _, lines = _curve_axes(fig, history, None, None)
     full = {key: line.get_data() for key, line in lines.items()}
     title = fig.suptitle(f"Training {run.name}: epoch {int(history.epoch[-1])} of {int(history.epoch[-1])}")
     canvas.draw()                    # lay out once with the longest title, then freeze the layout
@@ -588,7 +588,7 @@ def _draw_gif(run: Run, best: int | None) -> bytes:
     images = []
     for k, current in enumerate(indexed):
         delta = current if k == 0 else np.where(current == indexed[k - 1], _GIF_TRANSPARENT, current)
-        image = Image.fromarray(delta.astype(np.uint8), mode="P")
+        image = Image.fromarray(delta.astype(np.uint8))    # mode "L"; putpalette makes it "P"
         image.putpalette(colors)
         images.append(image)
     step_ms = int(np.clip(6000 / len(images), 60, 500))
@@ -861,12 +861,12 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def _check_arrays(run: Run, x_test, y_test, probs, first_layer_w, image_shape) -> tuple[np.ndarray, ...]:
+def _check_arrays(where: str, run: Run, x_test, y_test, probs, first_layer_w,
+                  image_shape) -> tuple[np.ndarray, ...]:
     pixels = int(np.prod(image_shape))
     x_test, y_test = np.asarray(x_test), np.asarray(y_test)
     probs, first_layer_w = np.asarray(probs), np.asarray(first_layer_w)
     k = run.metrics["confusion"].shape[0]
-    where = f"{run.name}"
     if x_test.ndim != 2 or x_test.shape[1] != pixels:
         raise ReportError(f"{where}: x_test must be (n, {pixels}) for {image_shape} images, got {x_test.shape}")
     n = x_test.shape[0]
@@ -911,7 +911,8 @@ def write_report(run_dir: str | os.PathLike, *, x_test: np.ndarray, y_test: np.n
     """
     run = read_run(run_dir)
     image_shape = tuple(int(s) for s in image_shape)
-    x_test, y_test, probs, first_layer_w = _check_arrays(run, x_test, y_test, probs, first_layer_w, image_shape)
+    x_test, y_test, probs, first_layer_w = _check_arrays(str(run_dir), run, x_test, y_test, probs,
+                                                          first_layer_w, image_shape)
     names = class_names(run.metrics["confusion"].shape[0], classes=classes, metrics=run.metrics)
     matplotlib = _require_plotting()
     best = best_epoch(run.history, run.metrics)
@@ -927,7 +928,7 @@ def write_report(run_dir: str | os.PathLike, *, x_test: np.ndarray, y_test: np.n
             "predictions.png": _draw_predictions(run, grid_images, y_test, probs, names),
             "mistakes.png": _draw_mistakes(run, mistake_rows, mistake_images, y_test, probs, names),
             "filters.png": _draw_filters(run, first_layer_w, image_shape),
-            "training.gif": _draw_gif(run, best),
+            "training.gif": _draw_gif(run),
         }
     page = _render_html(run, names, best, pictures)
     target = Path(out_dir) if out_dir is not None else Path(run_dir) / "plots"

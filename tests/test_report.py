@@ -234,8 +234,9 @@ def test_write_report_checks_the_folder_before_drawing(tmp_path):
 ])
 def test_arrays_that_do_not_fit_the_run_raise(tmp_path, change, match):
     run_dir = make_run(tmp_path / "run")
-    with pytest.raises(ReportError, match=match):
+    with pytest.raises(ReportError, match=match) as info:
         write_report(run_dir, **{**make_arrays(n=3), **change})
+    assert str(info.value).startswith(f"{run_dir}: ") and "\n" not in str(info.value)
 
 
 def test_atomic_write_leaves_no_half_file(tmp_path, monkeypatch):
