@@ -557,6 +557,10 @@ def _draw_gif(run: Run) -> bytes:
     title = fig.suptitle(f"Training {run.name}: epoch {int(history.epoch[-1])} of {int(history.epoch[-1])}")
     canvas.draw()                    # lay out once with the longest title, then freeze the layout
     fig.set_layout_engine("none")
+    for ax in fig.axes:              # pin each legend where "best" put it for the full curves
+        legend = ax.get_legend()
+        box = legend.get_window_extent().transformed(ax.transAxes.inverted())
+        ax.legend(loc="lower left", bbox_to_anchor=(box.x0, box.y0), borderaxespad=0.0)
     # Blit: draw the static parts once, then per frame restore them and draw only the lines and the title
     # (the legends were made above, so their handles stay drawn).
     for artist in (*lines.values(), title):
