@@ -567,6 +567,7 @@ def _draw_gif(run: Run) -> bytes:
         artist.set_animated(True)
     canvas.draw()
     background = canvas.copy_from_bbox(fig.bbox)
+    legends = [canvas.copy_from_bbox(ax.get_legend().get_window_extent()) for ax in fig.axes]
     ends = gif_frame_ends(len(history.epoch))
     frames = []
     for i in ends:
@@ -577,9 +578,8 @@ def _draw_gif(run: Run) -> bytes:
             line.axes.draw_artist(line)
         title.set_text(f"Training {run.name}: epoch {int(history.epoch[i - 1])} of {int(history.epoch[-1])}")
         fig.draw_artist(title)
-        for ax in fig.axes:          # legends stay on top of the lines, as in curves.png
-            if ax.get_legend() is not None:
-                ax.draw_artist(ax.get_legend())
+        for region in legends:       # legends stay on top of the lines, as in curves.png (pixels pasted back)
+            canvas.restore_region(region)
         rgba = np.asarray(canvas.buffer_rgba())
         frames.append(Image.fromarray(np.array(rgba[..., :3])))
     # One palette for all frames (from the last, which has every colour), no dithering: unchanged pixels keep
