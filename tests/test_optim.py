@@ -89,7 +89,7 @@ def test_adam_first_two_steps_match_hand_worked_values():
     u2, state = opt.update(np.array([-1.0]), state)
     expected = -0.1 * (-0.055 / 0.19) / (math.sqrt(0.00124975 / 0.001999) + 1e-8)
     np.testing.assert_allclose(u2, [expected], rtol=1e-10)
-    np.testing.assert_allclose(u2, [0.0366103522], rtol=1e-9)
+    np.testing.assert_allclose(u2, [0.03661035224], rtol=1e-9)
     assert isinstance(state, AdamState) and state.step == 2
     np.testing.assert_allclose(state.mu, [-0.055], rtol=1e-12)
     np.testing.assert_allclose(state.nu, [0.00124975], rtol=1e-12)
