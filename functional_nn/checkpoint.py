@@ -157,18 +157,25 @@ def _fail(path: Path, reason: str) -> CheckpointError:
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the archive at ``path``, read eagerly so that a damaged member fails here."""
     try:
-        data = np.load(path, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):  # a bare .npy file
-            raise _fail(path, "not a functional-nn checkpoint (a .npy array, not an .npz archive)")
-        with data:
-            return {name: data[name] for name in data.files}
+        with open(path, "rb") as f:
+            magic = f.read(4)
     except FileNotFoundError:
         raise _fail(path, "no such file") from None
     except IsADirectoryError:
         raise _fail(path, "is a directory, not a checkpoint file") from None
+    except OSError as err:
+        raise _fail(path, f"cannot read: {err.strerror or err}") from None
+    if not magic:
+        raise _fail(path, "empty file (truncated write?)")
+    if magic != b"PK\x03\x04":
+        raise _fail(path, "not a functional-nn checkpoint (not an .npz archive)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
-        raise _fail(path, f"not a readable .npz file (truncated or corrupt): {err}") from None
+        raise _fail(path, f"truncated or corrupt .npz archive: {err}") from None
 
 
 def _load_tree(path: Path, name: str, info: Any, arrays: dict[str, np.ndarray]) -> Any:
