@@ -110,7 +110,7 @@ def _targets(y, logits: np.ndarray) -> np.ndarray:
     n, k = logits.shape
     if n == 0:
         raise ValueError("x has no rows")
-    if y.ndim == 1 and np.issubdtype(y.dtype, np.integer):
+    if y.ndim == 1 and y.dtype.kind in "iu":
         if len(y) != n:
             raise ValueError(f"y has {len(y)} labels for {n} rows")
         if y.min() < 0 or y.max() >= k:
@@ -129,23 +129,23 @@ def _cross_entropy(logits: np.ndarray, y: np.ndarray, *, with_delta: bool):
         (for soft labels ``softmax * sum(y) - y``), or None when ``with_delta`` is false.
     """
     n = len(logits)
-    shifted = logits - np.max(logits, axis=1, keepdims=True)
+    shifted = logits - logits.max(axis=1, keepdims=True)
     probs = np.exp(shifted)  # unnormalised until divided by `sums`
-    sums = np.sum(probs, axis=1, keepdims=True)
+    sums = probs.sum(axis=1, keepdims=True)
     log_sums = np.log(sums)
     rows = np.arange(n)
     if y.ndim == 1:
-        value = np.mean(log_sums[:, 0] - shifted[rows, y])  # -log p[y] = log sum exp - shifted[y]
+        value = (log_sums[:, 0] - shifted[rows, y]).sum() / n  # -log p[y] = log sum exp - shifted[y]
     else:
         shifted -= log_sums  # now log-probabilities
-        value = -np.mean(np.einsum("ij,ij->i", y, shifted))
+        value = -np.vdot(y, shifted) / n
     if not with_delta:
         return value, None
     probs /= sums
     if y.ndim == 1:
         probs[rows, y] -= 1.0
     else:
-        probs *= np.sum(y, axis=1, keepdims=True)
+        probs *= y.sum(axis=1, keepdims=True)
         probs -= y
     probs *= 1.0 / n
     return value, probs
@@ -203,7 +203,7 @@ def _value_grad_logits(params: Params, x: np.ndarray, y: np.ndarray, *, l2: floa
         grad_w = inputs[i].T @ delta
         if l2:
             grad_w += l2 * layer.w
-        grads[i] = Dense(grad_w, np.sum(delta, axis=0), layer.activation)
+        grads[i] = Dense(grad_w, delta.sum(axis=0), layer.activation)
         if i > 0:  # dL/d(input of layer i), then back through the previous layer's dropout mask
             delta = delta @ layer.w.T
             if masks is not None:

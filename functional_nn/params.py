@@ -24,6 +24,8 @@ def readonly(a) -> np.ndarray:
     >>> v.flags.writeable
     False
     """
+    if type(a) is np.ndarray and not a.flags.writeable:
+        return a  # already read-only (e.g. rebuilt by tree_map from another record's leaf)
     view = np.asarray(a).view()
     view.flags.writeable = False
     return view

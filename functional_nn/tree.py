@@ -96,8 +96,13 @@ def _kind(x: Any) -> str:
     return type(x).__name__ if x is not None else "None"
 
 
-def _map(f: Callable, tree: Any, rest: tuple) -> Any:
+def _map(f: Callable, tree: Any, rest: list) -> Any:
     cls = type(tree)
+    if cls is np.ndarray:  # the common case first: an array leaf
+        for other in rest:
+            if type(other) is not np.ndarray and _is_node(other):
+                raise _Mismatch(f"expected a leaf, got {_describe(other)}")
+        return f(tree, *rest)
     if cls is tuple or cls is list:
         n = len(tree)
         for other in rest:
@@ -106,23 +111,23 @@ def _map(f: Callable, tree: Any, rest: tuple) -> Any:
         out = []
         for i, child in enumerate(tree):
             try:
-                out.append(_map(f, child, tuple(other[i] for other in rest)))
+                out.append(_map(f, child, [other[i] for other in rest]))
             except _Mismatch as err:
                 err.path.append(f"[{i}]")
                 raise
         return tuple(out) if cls is tuple else out
     spec = _REGISTRY.get(cls)
     if spec is not None:
+        kwargs = {s: getattr(tree, s) for s in spec.statics}
         for other in rest:
             if type(other) is not cls:
                 raise _Mismatch(f"expected {cls.__qualname__}, got {_describe(other)}")
-            for s in spec.statics:
-                if getattr(other, s) != getattr(tree, s):
-                    raise _Mismatch(f"static field {s!r}: {getattr(tree, s)!r} != {getattr(other, s)!r}")
-        kwargs = {s: getattr(tree, s) for s in spec.statics}
+            for s, value in kwargs.items():
+                if getattr(other, s) != value:
+                    raise _Mismatch(f"static field {s!r}: {value!r} != {getattr(other, s)!r}")
         for name in spec.children:
             try:
-                kwargs[name] = _map(f, getattr(tree, name), tuple(getattr(other, name) for other in rest))
+                kwargs[name] = _map(f, getattr(tree, name), [getattr(other, name) for other in rest])
             except _Mismatch as err:
                 err.path.append(f".{name}")
                 raise
@@ -135,7 +140,7 @@ def _map(f: Callable, tree: Any, rest: tuple) -> Any:
         out_d = {}
         for k in keys:
             try:
-                out_d[k] = _map(f, tree[k], tuple(other[k] for other in rest))
+                out_d[k] = _map(f, tree[k], [other[k] for other in rest])
             except _Mismatch as err:
                 err.path.append(f"[{k!r}]")
                 raise
@@ -145,7 +150,7 @@ def _map(f: Callable, tree: Any, rest: tuple) -> Any:
             if other is not None:
                 raise _Mismatch(f"expected None, got {_describe(other)}")
         return None
-    for other in rest:  # a leaf: the other trees must have leaves here too
+    for other in rest:  # any other leaf (a NumPy or Python scalar): the other trees must have leaves here too
         if _is_node(other):
             raise _Mismatch(f"expected a leaf, got {_describe(other)}")
     return f(tree, *rest)
@@ -187,7 +192,7 @@ def tree_map(f: Callable[..., Any], tree: Any, *rest: Any) -> Any:
     ValueError: tree_map: structure mismatch at [1]: expected a leaf, got list of length 1
     """
     try:
-        return _map(f, tree, rest)
+        return _map(f, tree, list(rest))
     except _Mismatch as err:
         where = "".join(reversed(err.path)) or "<root>"
         raise ValueError(f"tree_map: structure mismatch at {where}: {err.what}") from None
