@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 import attrs
@@ -124,7 +125,7 @@ def init_mlp(
     >>> [(p.w.shape, p.activation) for p in params]
     [((4, 8), 'relu'), ((8, 3), 'identity')]
     """
-    sizes = [int(s) for s in sizes]
+    sizes = [operator.index(s) for s in sizes]  # ints (NumPy ints too), never silently truncated floats
     if len(sizes) < 2:
         raise ValueError(f"sizes needs at least an input and an output width, got {sizes}")
     if activation not in ACTIVATIONS:

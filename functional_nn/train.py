@@ -101,7 +101,7 @@ def evaluate(params: Params, batches: Iterable[Any], *, n_classes: int) -> dict[
         (nan for a class with no examples), "n": int}``.
 
     Raises:
-        ValueError: if ``batches`` is empty or the logits are not ``n_classes`` wide.
+        ValueError: if ``batches`` holds no rows or the logits are not ``n_classes`` wide.
 
     >>> from functional_nn.params import Dense
     >>> params = (Dense(np.eye(2, dtype=np.float32), np.zeros(2, np.float32)),)
@@ -113,6 +113,8 @@ def evaluate(params: Params, batches: Iterable[Any], *, n_classes: int) -> dict[
     confusion = np.zeros((n_classes, n_classes), np.int64)
     for batch in batches:
         x, y = _pair(batch)
+        if len(x) == 0:
+            continue
         logits = forward(params, x)
         if logits.shape[1] != n_classes:
             raise ValueError(f"evaluate: the model has {logits.shape[1]} outputs, n_classes is {n_classes}")
@@ -124,7 +126,7 @@ def evaluate(params: Params, batches: Iterable[Any], *, n_classes: int) -> dict[
         pairs = labels * n_classes + np.argmax(logits, axis=1)
         confusion += np.bincount(pairs, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
     if n == 0:
-        raise ValueError("evaluate: no batches")
+        raise ValueError("evaluate: no batches (or only empty ones)")
     support = confusion.sum(axis=1)
     per_class = np.full(n_classes, np.nan)
     np.divide(np.diag(confusion), support, out=per_class, where=support > 0)

@@ -71,7 +71,12 @@ def register_pytree(cls: type) -> type:
 
 
 def pytree_name(cls: type) -> str:
-    """The registry name (``module.QualName``) of a registered class; raises KeyError if unregistered."""
+    """The registry name (``module.QualName``) of a registered class; raises KeyError if unregistered.
+
+    >>> from functional_nn.params import Dense
+    >>> pytree_name(Dense), pytree_class("functional_nn.params.Dense") is Dense
+    ('functional_nn.params.Dense', True)
+    """
     return _REGISTRY[cls].name
 
 

@@ -64,6 +64,8 @@ def test_init_mlp_determinism():
     for x, y in zip(tree_leaves(a), tree_leaves(b)):
         np.testing.assert_array_equal(x, y)
     assert not np.array_equal(a[0].w, c[0].w)
+    first_weights = {init_mlp(np.random.default_rng(seed), [10, 8, 4])[0].w.tobytes() for seed in range(10)}
+    assert len(first_weights) == 10  # ten seeds, ten different networks
 
 
 @pytest.mark.parametrize(
@@ -74,10 +76,11 @@ def test_init_mlp_determinism():
         ({"sizes": [3, 2], "activation": "swish"}, "activation must be one of"),
         ({"sizes": [3, 2], "init": "xavier"}, "init must be one of"),
         ({"sizes": [3, 2], "dtype": np.int32}, "float dtype"),
+        ({"sizes": [3.5, 2]}, None),
     ],
 )
 def test_init_mlp_rejects_bad_arguments(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(TypeError if message is None else ValueError, match=message):
         init_mlp(np.random.default_rng(0), **kwargs)
 
 

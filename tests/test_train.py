@@ -124,5 +124,8 @@ def test_evaluate_rejects_empty_input_and_wrong_n_classes():
     with pytest.raises(ValueError, match="no batches"):
         evaluate(params, [], n_classes=10)
     x, y = data(n=4)
+    with pytest.raises(ValueError, match="no batches"):
+        evaluate(params, [(x[:0], y[:0])], n_classes=10)
+    assert evaluate(params, [(x[:0], y[:0]), (x, y)], n_classes=10)["n"] == 4  # empty batches are skipped
     with pytest.raises(ValueError, match="n_classes is 5"):
         evaluate(params, [(x, y % 5)], n_classes=5)

@@ -116,7 +116,7 @@ def test_tree_unflatten_checks_leaf_count():
 
 
 @given(st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=5))
-@settings(max_examples=20)
+@settings(max_examples=20, deadline=None)
 def test_tree_allclose(values):
     a = {"v": np.array(values), "n": None}
     assert tree_allclose(a, tree_map(np.copy, a), rtol=0, atol=0)
