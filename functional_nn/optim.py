@@ -43,7 +43,7 @@ OptState = Any
 
 
 class Optimizer(NamedTuple):
-    """A pair of pure functions: ``init(params) -> state``, ``update(grads, state, params=None) -> (updates, state)``."""
+    """Two pure functions: ``init(params) -> state``; ``update(grads, state, params=None) -> (updates, state)``."""
 
     init: Callable[[Params], OptState]
     update: Callable[..., tuple[Params, OptState]]
