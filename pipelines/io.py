@@ -358,7 +358,8 @@ def find_labels_file(images_path: str | os.PathLike) -> Path | None:
     path = Path(images_path)
     stem = path.name.removesuffix(".gz")
     guess = stem.replace("images", "labels").replace("idx3", "idx1")
-    for name in (guess, guess + ".gz", guess.removesuffix(".gz")):
+    same_compression = (guess + ".gz", guess) if path.name.endswith(".gz") else (guess, guess + ".gz")
+    for name in same_compression:
         candidate = path.with_name(name)
         if name != path.name and candidate.exists():
             return candidate
@@ -423,7 +424,7 @@ def _guard(path: Path, read, reader: _ByteReader):
     try:
         return read()
     except _Truncated as exc:
-        raise DataError(path, "data", f"{exc} after {reader.position} bytes") from None
+        raise DataError(path, "data", f"{exc}, after {reader.position + len(reader._buf)} bytes") from None
 
 
 # ------------------------------------------------------------------------------------------------ public API
