@@ -124,13 +124,15 @@ def take(chunks: Iterable[Chunk], n: int) -> Iterator[Chunk]:
     if n < 0:
         raise ValueError(f"take: n must be >= 0, got {n}")
     left = n
+    if left == 0:
+        return
     for chunk in chunks:
-        if left <= 0:
-            return
         if len(chunk) > left:
             chunk = Chunk(chunk.x[:left], None if chunk.y is None else chunk.y[:left])
         left -= len(chunk)
         yield chunk
+        if left == 0:
+            return
 
 
 def skip(chunks: Iterable[Chunk], n: int) -> Iterator[Chunk]:
