@@ -166,51 +166,83 @@ def _make_spec(path: Path, first_line: bytes, *, header, label_col, n_classes: i
     return _CsvSpec(path, n_cols, label, names, n_classes), has_header
 
 
+def _pair_table() -> np.ndarray:
+    """Value of the last two bytes before a field terminator, read as one little-endian uint16 (low byte first).
+
+    A digit after a separator gives that digit; two digits give ``0x8000 | (10 * a + b)`` (the flag says: check
+    for a third digit); anything else (an empty field, a letter) gives ``0xFFFF``.
+    """
+    table = np.full(65536, 0xFFFF, np.uint16)
+    for last in range(10):
+        for prev in range(256):
+            key = prev | ((48 + last) << 8)
+            if 48 <= prev <= 57:
+                table[key] = 0x8000 | (10 * (prev - 48) + last)
+            elif prev < 48:  # a separator; bytes below '0' other than , \r \n fail the terminator checks
+                table[key] = last
+    table.flags.writeable = False
+    return table
+
+
+_PAIRS = _pair_table()
+
+
 def _fast_block(data: bytes, spec: _CsvSpec) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """Vectorised parse of complete lines of plain 1-3 digit fields; ``None`` if anything looks off."""
+    """Vectorised parse of complete lines of plain 1-3 digit fields; ``None`` if anything looks off.
+
+    One pass finds the field terminators (bytes below '0'), one gather of byte pairs through ``_PAIRS`` gives
+    each field's last two digits, and only the fields with two or more digits get a second look.
+    """
     n_cols, n = spec.n_cols, len(data)
-    padded = np.frombuffer(_PAD + data, np.uint8)
-    b = padded[4:]
-    back = [padded[4 - k : 4 - k + n] for k in range(5)]  # back[k][i] == b[i - k], padded with '\n'
-    sep = np.flatnonzero(b < 48)  # ',' '\n' '\r' (anything else below '0' fails the checks below)
+    raw = _PAD + data + _PAD
+    padded = np.frombuffer(raw, np.uint8)
+    b = padded[4 : 4 + n]
+    back3, back4 = padded[1 : 1 + n], padded[:n]  # back3[i] == b[i - 3]
+    pairs = np.ndarray((n,), dtype="<u2", buffer=raw, offset=2, strides=(1,))  # pairs[i] = b[i-2] | b[i-1] << 8
+    terminator = b < 48
+    crlf = data.find(b"\r") >= 0
+    if crlf:  # a '\n' right after '\r' is part of the line end, not a terminator of its own
+        terminator &= ~((b == 10) & (padded[3 : 3 + n] == 13))
+    sep = np.flatnonzero(terminator)
     c = b[sep]
-    crlf = len(c) >= n_cols and c[n_cols - 1] == 13
-    width = n_cols + crlf
-    if len(c) % width:
+    if len(c) % n_cols:
         return None
-    c2, s2 = c.reshape(-1, width), sep.reshape(-1, width)
-    if not ((c2[:, -1] == 10).all() and (c2[:, : n_cols - 1] == 44).all()):
+    c2 = c.reshape(-1, n_cols)
+    if not (c2[:, :-1] == 44).all():
         return None
-    if crlf and not ((c2[:, -2] == 13).all() and (s2[:, -1] - s2[:, -2] == 1).all()):
+    ends = c2[:, -1]
+    if crlf:
+        line_ends = sep[n_cols - 1 :: n_cols]
+        if not ((ends == 10) | ((ends == 13) & (padded[5 : 5 + n][line_ends] == 10))).all():
+            return None
+    elif not (ends == 10).all():
         return None
     if n and b.max() > 57:
         return None
-    ends = s2[:, :n_cols]  # (rows, n_cols) positions of each field's terminator (a view, no copy)
-    last = back[1][ends]
-    if last.size and last.min() < 48:  # an empty field
+    v = _PAIRS[pairs[sep]]
+    if (v == 0xFFFF).any():  # an empty or odd field
         return None
-    v = (last - _ZERO).reshape(-1)  # fresh array: the in-place updates below touch nothing passed in
-    two = back[2][ends] >= 48
-    if two.any():
-        i2, e2 = np.flatnonzero(two), ends[two]
-        w = (back[2][e2] - _ZERO).astype(np.uint16) * np.uint16(10) + v[i2]
-        i3 = np.flatnonzero(back[3][e2] >= 48)
+    i2 = np.flatnonzero(v >= 0x8000)
+    if len(i2):
+        e2 = sep[i2]
+        w = v[i2] & np.uint16(0x7FFF)
+        third = back3[e2]
+        i3 = np.flatnonzero(third >= 48)
         if len(i3):
-            e3 = e2[i3]
-            if (back[4][e3] >= 48).any():  # 4+ digits: let the precise parser judge
+            if (back4[e2[i3]] >= 48).any():  # 4+ digits: let the precise parser judge
                 return None
-            w[i3] += (back[3][e3] - _ZERO).astype(np.uint16) * np.uint16(100)
+            w[i3] += (third[i3] - _ZERO).astype(np.uint16) * np.uint16(100)
         if w.max() > 255:
             return None
         v[i2] = w
     v = v.reshape(-1, n_cols)
     if spec.label is None:
-        return v, None
+        return v.astype(np.uint8), None
     y = v[:, spec.label].astype(np.int64)
     if len(y) and y.max() >= spec.n_classes:
         return None
     x = v[:, 1:] if spec.label == 0 else v[:, spec.features]
-    return np.ascontiguousarray(x), y
+    return x.astype(np.uint8), y
 
 
 def _parse_value(text: bytes) -> int | str:
@@ -522,12 +554,17 @@ def read_arrays(path: str | os.PathLike, *, label_col: int | str | None = 0, hea
     ([[0, 255], [7, 8]], [3, 1], [3, 1])
     """
     return read_arrays_with_sha256(path, label_col=label_col, header=header, n_classes=n_classes,
-                                   on_bad_row=on_bad_row, labels_path=labels_path, cache_dir=cache_dir)[0]
+                                   on_bad_row=on_bad_row, labels_path=labels_path, cache_dir=cache_dir,
+                                   want_sha256=False)[0]
 
 
 def read_arrays_with_sha256(path, *, label_col=0, header="auto", n_classes=10, on_bad_row="raise",
-                            labels_path=None, cache_dir=None) -> tuple[Chunk, dict[str, str]]:
-    """``read_arrays`` plus the SHA-256 of every source file read ({file name: hex digest})."""
+                            labels_path=None, cache_dir=None, want_sha256=True) -> tuple[Chunk, dict[str, str]]:
+    """``read_arrays`` plus the SHA-256 of every source file read ({file name: hex digest}).
+
+    The digests come from the cache record when the cache is fresh; otherwise they are computed in a thread
+    while parsing. With ``want_sha256=False`` and no cache, nothing is hashed and the dict is empty.
+    """
     path = Path(path)
     _check_file(path)
     if _is_idx(path) and labels_path is None and label_col is not None:
@@ -543,6 +580,10 @@ def read_arrays_with_sha256(path, *, label_col=0, header="auto", n_classes=10, o
             chunk, record = hit
             _report_cached(path, record)
             return chunk, {s["name"]: s["sha256"] for s in record["sources"]}
+    if cache_dir is None and not want_sha256:
+        chunk, bad = _read_whole(path, labels_path=labels_path, **options)
+        bad.report()
+        return chunk, {}
     with ThreadPoolExecutor(max_workers=1) as pool:  # hashlib releases the GIL: hash while parsing
         hashing = pool.submit(lambda: [file_sha256(s) for s in sources])
         chunk, bad = _read_whole(path, labels_path=labels_path, **options)
