@@ -280,3 +280,23 @@ def test_cache_keeps_options_apart_and_replays_skip_warnings(tmp_path):
     with pytest.raises(DataError):
         read_arrays(source, cache_dir=cache)
     assert read_arrays(source, label_col=None, on_bad_row="skip", cache_dir=cache) is not None
+
+
+def test_read_chunks_memory_is_bounded(tmp_path):
+    """Streaming a file 4x larger than the allowance never holds it all: traced peak < 48 MB (limit 64) for ~29 MB."""
+    import tracemalloc
+
+    lines = (FIXTURES / "mnist_test_40.csv").read_bytes().split(b"\n", 1)
+    path = tmp_path / "big.csv"
+    with open(path, "wb") as f:
+        f.write(lines[0] + b"\n")
+        for _ in range(400):
+            f.write(lines[1])
+    assert path.stat().st_size > 28e6
+    tracemalloc.start()
+    try:
+        n = sum(len(c) for c in read_chunks(path, chunk_rows=4096))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert n == 16000 and peak < 48e6, peak
