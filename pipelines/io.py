@@ -52,10 +52,10 @@ def _check_file(path: Path) -> None:
         raise DataError(path, 0, "empty file (0 bytes)")
 
 
-def _byte_blocks(path: Path, block_bytes: int, hasher=None) -> Iterator[bytes]:
+def _byte_blocks(path: Path, block_bytes: int) -> Iterator[bytes]:
     """Decompressed bytes of ``path`` in blocks of at most ``block_bytes``; gzip is detected by its magic bytes.
 
-    ``hasher`` (hashlib object) sees the raw file bytes. Raises ``_Truncated`` for a cut or corrupt gzip stream.
+    Raises ``_Truncated`` for a cut or corrupt gzip stream.
     """
     with open(path, "rb") as raw:
         magic = raw.read(2)
@@ -64,21 +64,17 @@ def _byte_blocks(path: Path, block_bytes: int, hasher=None) -> Iterator[bytes]:
             if path.suffix == ".gz":
                 raise DataError(path, 0, "not a gzip file (name ends in .gz but the gzip magic bytes are missing)")
             while data := raw.read(block_bytes):
-                if hasher is not None:
-                    hasher.update(data)
                 yield data
             return
-        yield from _gunzip_blocks(raw, block_bytes, hasher)
+        yield from _gunzip_blocks(raw, block_bytes)
 
 
-def _gunzip_blocks(raw: BinaryIO, block_bytes: int, hasher) -> Iterator[bytes]:
+def _gunzip_blocks(raw: BinaryIO, block_bytes: int) -> Iterator[bytes]:
     inflater = zlib.decompressobj(wbits=31)
     pending = b""
     while True:
         if not pending:
             pending = raw.read(block_bytes)
-            if hasher is not None:
-                hasher.update(pending)
             if not pending:
                 if not inflater.eof:
                     raise _Truncated("truncated gzip stream (the file ends before the end-of-stream marker)")
@@ -94,8 +90,6 @@ def _gunzip_blocks(raw: BinaryIO, block_bytes: int, hasher) -> Iterator[bytes]:
             pending = inflater.unused_data
             if not pending:
                 pending = raw.read(block_bytes)
-                if hasher is not None:
-                    hasher.update(pending)
                 if not pending:
                     return
             inflater = zlib.decompressobj(wbits=31)
@@ -340,9 +334,9 @@ def _parse_lines(data: bytes, line0: int, spec: _CsvSpec, bad: _BadRows, parts: 
     return 1
 
 
-def _csv_parts(path: Path, *, header, label_col, n_classes: int, bad: _BadRows, block_bytes: int = BLOCK_BYTES,
-               hasher=None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-    blocks = _byte_blocks(path, block_bytes, hasher)
+def _csv_parts(path: Path, *, header, label_col, n_classes: int, bad: _BadRows,
+               block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    blocks = _byte_blocks(path, block_bytes)
     buf, line0, spec, n_rows, has_header = b"", 1, None, 0, False
     while True:
         try:
@@ -414,10 +408,10 @@ def _idx_header(path: Path, reader: _ByteReader, *, images: bool) -> tuple[np.dt
     return np.dtype(_IDX_TYPES[code]), dims
 
 
-def _idx_parts(path: Path, labels_path: Path | None, *, n_classes: int, bad: _BadRows, chunk_rows: int,
-               hasher=None, label_hasher=None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-    images = _ByteReader(_byte_blocks(path, BLOCK_BYTES, hasher))
-    labels = None if labels_path is None else _ByteReader(_byte_blocks(labels_path, BLOCK_BYTES, label_hasher))
+def _idx_parts(path: Path, labels_path: Path | None, *, n_classes: int, bad: _BadRows,
+               chunk_rows: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    images = _ByteReader(_byte_blocks(path, BLOCK_BYTES))
+    labels = None if labels_path is None else _ByteReader(_byte_blocks(labels_path, BLOCK_BYTES))
     dtype, dims = _guard(path, lambda: _idx_header(path, images, images=True), images)
     n, row_items = dims[0], int(np.prod(dims[1:]))
     if labels is not None:
@@ -447,7 +441,7 @@ def _idx_parts(path: Path, labels_path: Path | None, *, n_classes: int, bad: _Ba
             bad.count += int(out.sum()) - min(int(out.sum()), MAX_REPORTED_LINES + 1)
             x, y = x[~out], y[~out]
         yield x, y
-    for reader in (images, labels):  # read to the end so that the SHA-256 covers the whole file
+    for reader in (images, labels):  # read to the end: a gzip stream cut after the last record is reported too
         while reader is not None and _guard(path, lambda: reader.read(BLOCK_BYTES), reader):
             pass
 
@@ -460,7 +454,7 @@ def _guard(path: Path, read, reader: _ByteReader):
 
 
 # ------------------------------------------------------------------------------------------------ public API
-def _parts(path: Path, *, label_col, header, n_classes, bad, labels_path, chunk_rows, hashers=(None, None)):
+def _parts(path: Path, *, label_col, header, n_classes, bad, labels_path, chunk_rows):
     if _is_idx(path):
         if label_col is None:
             labels_path = None
@@ -473,9 +467,8 @@ def _parts(path: Path, *, label_col, header, n_classes, bad, labels_path, chunk_
         if labels_path is not None:
             labels_path = Path(labels_path)
             _check_file(labels_path)
-        return _idx_parts(path, labels_path, n_classes=n_classes, bad=bad, chunk_rows=chunk_rows,
-                          hasher=hashers[0], label_hasher=hashers[1])
-    return _csv_parts(path, header=header, label_col=label_col, n_classes=n_classes, bad=bad, hasher=hashers[0])
+        return _idx_parts(path, labels_path, n_classes=n_classes, bad=bad, chunk_rows=chunk_rows)
+    return _csv_parts(path, header=header, label_col=label_col, n_classes=n_classes, bad=bad)
 
 
 def read_chunks(path: str | os.PathLike, *, chunk_rows: int = 8192, label_col: int | str | None = 0,

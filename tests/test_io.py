@@ -279,7 +279,8 @@ def test_cache_keeps_options_apart_and_replays_skip_warnings(tmp_path):
         assert read_arrays(source, on_bad_row="skip", cache_dir=cache).y.tolist() == [1, 3]
     with pytest.raises(DataError):
         read_arrays(source, cache_dir=cache)
-    assert read_arrays(source, label_col=None, on_bad_row="skip", cache_dir=cache) is not None
+    with pytest.warns(DataWarning, match="skipped 1"):
+        assert read_arrays(source, label_col=None, on_bad_row="skip", cache_dir=cache).x.tolist() == [[1, 2], [3, 4]]
 
 
 def test_read_chunks_memory_is_bounded(tmp_path):
