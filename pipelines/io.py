@@ -192,7 +192,8 @@ def _fast_block(data: bytes, spec: _CsvSpec) -> tuple[np.ndarray, np.ndarray | N
     padded = np.frombuffer(raw, np.uint8)
     b = padded[4 : 4 + n]
     back3, back4 = padded[1 : 1 + n], padded[:n]  # back3[i] == b[i - 3]
-    pairs = np.ndarray((n,), dtype="<u2", buffer=raw, offset=2, strides=(1,))  # pairs[i] = b[i-2] | b[i-1] << 8
+    # pairs[i] = b[i-2] | b[i-1] << 8: an aligned copy of an overlapping uint16 view (gathers from it are fast)
+    pairs = np.ascontiguousarray(np.ndarray((n,), dtype="<u2", buffer=raw, offset=2, strides=(1,)))
     terminator = b < 48
     crlf = data.find(b"\r") >= 0
     if crlf:  # a '\n' right after '\r' is part of the line end, not a terminator of its own
