@@ -186,14 +186,20 @@ def loss(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, masks
     return value
 
 
-def _value_grad_logits(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, masks=None):
-    """Loss, gradients and the logits of the (possibly dropped-out) forward pass: one forward, one backward."""
+def _backprop(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, masks=None):
+    """One forward and one backward pass: ``(loss, grad_leaves, logits)``.
+
+    ``grad_leaves`` are the gradients as a flat list in ``tree_leaves(params)`` order (``[w0, b0, w1, b1, ...]``):
+    plain writable arrays that this call has just allocated and nobody else has seen. The fast training step
+    (:func:`functional_nn.train.train_step`) hands them to a fused optimizer, which turns them into the new
+    parameters in place instead of allocating updates and sums; everyone else wraps them in ``Dense`` records.
+    """
     _check_masks(params, masks)
     l2 = float(l2)
     inputs, outputs = _forward_saved(params, x, masks)
     logits = outputs[-1]
     value, delta = _cross_entropy(logits, _targets(y, logits), with_delta=True)  # delta = dL/dlogits
-    grads = [None] * len(params)
+    leaves = [None] * (2 * len(params))
     for i in reversed(range(len(params))):
         layer = params[i]
         if layer.activation == "relu":  # dL/dz = dL/da * f'(z); `delta` is ours, so multiply in place
@@ -203,14 +209,21 @@ def _value_grad_logits(params: Params, x: np.ndarray, y: np.ndarray, *, l2: floa
         grad_w = inputs[i].T @ delta
         if l2:
             grad_w += l2 * layer.w
-        grads[i] = Dense(grad_w, delta.sum(axis=0), layer.activation)
+        leaves[2 * i], leaves[2 * i + 1] = grad_w, delta.sum(axis=0)
         if i > 0:  # dL/d(input of layer i), then back through the previous layer's dropout mask
             delta = delta @ layer.w.T
             if masks is not None:
                 delta *= masks[i - 1]
     if l2:
         value = value + _l2_penalty(params, l2)
-    return value, tuple(grads), logits
+    return value, leaves, logits
+
+
+def _value_grad_logits(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, masks=None):
+    """Loss, gradients (a tuple of Dense) and the logits of the (possibly dropped-out) forward pass."""
+    value, leaves, logits = _backprop(params, x, y, l2=l2, masks=masks)
+    grads = tuple(Dense(leaves[2 * i], leaves[2 * i + 1], layer.activation) for i, layer in enumerate(params))
+    return value, grads, logits
 
 
 def value_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, masks=None):
