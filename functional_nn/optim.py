@@ -125,14 +125,17 @@ class _Fused(NamedTuple):
 
     ``grads`` is a list of gradient leaves in ``tree_leaves(params)`` order that the caller has just allocated and
     hands over: ``apply`` may write into them (they become the new parameters), never into ``params`` or ``state``.
-    ``rebuild(leaves)`` makes a tree shaped like ``params`` from such a list.
+    ``rebuild(leaves)`` makes a tree shaped like ``params`` from such a list. When ``grad_scale`` is given, the
+    caller computes the gradients already multiplied by ``grad_scale(state)`` (backprop folds it into its small
+    output delta, which is free): SGD asks for ``-lr`` and is left with one addition per parameter.
     """
 
     apply: Callable[..., tuple[Params, OptState]]
+    grad_scale: Callable[[OptState], float] | None = None
 
 
-def _with_fused(update: Callable, apply: Callable) -> Callable:
-    update.fused = _Fused(apply)
+def _with_fused(update: Callable, apply: Callable, grad_scale: Callable | None = None) -> Callable:
+    update.fused = _Fused(apply, grad_scale)
     return update
 
 
@@ -159,13 +162,15 @@ def sgd(learning_rate: float | Schedule) -> Optimizer:
         factor = -_rate(learning_rate, state.step)
         return tree_map(lambda g: g * factor, grads), SgdState(step=state.step + 1)
 
+    def grad_scale(state: SgdState) -> float:
+        return -_rate(learning_rate, state.step)
+
     def apply(grads: list, state: SgdState, params: Params, rebuild) -> tuple[Params, SgdState]:
-        factor = -_rate(learning_rate, state.step)
-        pairs = zip(grads, tree_leaves(params), strict=True)
-        new = [_add_params_(np.multiply(g, factor, out=g), p) for g, p in pairs]
+        # grads are already -lr * gradient (grad_scale): the update is one addition, into the gradient's array
+        new = [_add_params_(g, p) for g, p in zip(grads, tree_leaves(params), strict=True)]
         return rebuild(new), SgdState(step=state.step + 1)
 
-    return Optimizer(init, _with_fused(update, apply))
+    return Optimizer(init, _with_fused(update, apply, grad_scale))
 
 
 def momentum(learning_rate: float | Schedule, beta: float = 0.9, *, nesterov: bool = False) -> Optimizer:
@@ -256,12 +261,12 @@ def _adam_coefficients(t: int, b1: float, b2: float, eps: float, factor: float) 
     return factor * sqrt_bc2 / (1.0 - b1**t), eps * sqrt_bc2
 
 
-def _adam_direction_leaf(m: np.ndarray, v: np.ndarray, step_size: float, eps_hat: float, *, denom=None):
-    """``step_size * m / (sqrt(v) + eps_hat)``; ``denom`` is a scratch array to use (else one is allocated)."""
-    denom = np.sqrt(v, out=denom)
-    denom += eps_hat
-    out = m * step_size
-    out /= denom
+def _adam_direction_leaf(m: np.ndarray, v: np.ndarray, step_size: float, eps_hat: float, *, out=None):
+    """``m / (sqrt(v) + eps_hat) * step_size``, computed in ``out`` (a scratch array to use; else a new one)."""
+    out = np.sqrt(v, out=out)
+    out += eps_hat
+    np.divide(m, out, out=out)
+    out *= step_size
     return out
 
 
@@ -273,7 +278,7 @@ def _adam_direction(mu, nu, t: int, b1: float, b2: float, eps: float, factor: fl
 
 def _adam_fused(learning_rate, b1: float, b2: float, eps: float, weight_decay: float | None) -> Callable:
     """The fused ``apply`` of :func:`adam` (``weight_decay`` None) and :func:`adamw`: per leaf, the same arithmetic
-    as their ``update`` then ``apply_updates``; the gradient's own array serves as the square-root scratch."""
+    as their ``update`` then ``apply_updates``; the direction is computed in the gradient's own array."""
 
     def apply(grads: list, state: AdamState, params: Params, rebuild) -> tuple[Params, AdamState]:
         factor = -_rate(learning_rate, state.step)
@@ -283,7 +288,7 @@ def _adam_fused(learning_rate, b1: float, b2: float, eps: float, weight_decay: f
         leaves = zip(grads, tree_leaves(params), tree_leaves(state.mu), tree_leaves(state.nu), strict=True)
         for g, p, m, v in leaves:
             m, v = _adam_mu(m, g, b1), _adam_nu(v, g, b2)  # g is still needed until here
-            u = _adam_direction_leaf(m, v, step_size, eps_hat, denom=g)
+            u = _adam_direction_leaf(m, v, step_size, eps_hat, out=g)
             if decay:
                 u += p * decay
             new.append(_add_params_(u, p))

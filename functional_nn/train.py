@@ -59,7 +59,8 @@ def train_step(
     if fused is not None and type(params) is tuple and all(type(layer) is Dense for layer in params):
         # Fast path, same numbers: backprop's gradient arrays are ours (just allocated), so the optimizer ends the
         # step in them (see optim._Fused) instead of allocating updates, then sums, with a tree_map each.
-        value, grad_leaves, logits = _backprop(params, x, y, l2=l2, masks=masks)
+        scale = 1.0 if fused.grad_scale is None else fused.grad_scale(opt_state)
+        value, grad_leaves, logits = _backprop(params, x, y, l2=l2, masks=masks, scale=scale)
         params, opt_state = fused.apply(grad_leaves, opt_state, params, partial(_rebuild, params))
     else:
         value, grads, logits = _value_grad_logits(params, x, y, l2=l2, masks=masks)

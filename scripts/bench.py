@@ -17,11 +17,13 @@ Rows timed per configuration, each one MNIST epoch (60000 rows, 469 steps):
 
 - ``floor``: the 3 forward and 5 backward matrix products of every step, on preallocated random float32 operands
   (``np.matmul(..., out=...)``); nothing else. No NumPy trainer can beat it with this BLAS.
-- ``ours``: ``functional_nn.train.make_train_step`` over one epoch, including the per-epoch permutation, the uint8
-  row gather and the per-batch scale to float32 (as the ``fnn`` command feeds it). When ``functional_nn.train`` is
-  not importable, a plain NumPy reference step in this file stands in (reported as such).
+- ``ours``: ``functional_nn.train.make_train_step`` over one epoch, fed as the ``fnn`` command feeds it
+  (pipelines ``shuffle -> batch -> scale``: one permutation of the uint8 rows per epoch, batches scaled to float32
+  as they are drawn), all of it timed. When ``functional_nn.train`` is not importable, a plain NumPy reference
+  step in this file stands in (reported as such).
 - ``torch``: the same network, initial weights and batch order in PyTorch CPU, ``torch.set_num_threads`` equal to
-  our BLAS threads, plain tensor indexing, ``F.cross_entropy``, ``torch.optim.SGD`` / ``Adam``.
+  our BLAS threads: the uint8 tensor permuted once per epoch, then plain slices scaled to float32 per batch,
+  ``F.cross_entropy``, ``torch.optim.SGD`` / ``Adam``.
 - ``sklearn``: ``MLPClassifier.partial_fit`` for one epoch (same sizes, solver, learning rate, batch size, no L2);
   it shuffles with its own generator and gets the whole float32 array pre-scaled (outside the timing).
 
@@ -36,6 +38,7 @@ This is an I/O edge (a script): it prints, reads the clock and the environment.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import importlib.util
 import json
 import math
@@ -124,6 +127,34 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+MALLOC_MMAP_THRESHOLD = 16 << 20  # bytes: arrays up to this size come from the heap, not a fresh mmap each
+MALLOC_TRIM_THRESHOLD = 256 << 20  # bytes of free heap kept for reuse instead of being returned to the OS
+
+
+def tune_malloc() -> str | None:
+    """glibc only: stop returning freed memory to the OS between training steps; a description, or None.
+
+    A pure training step allocates its new parameters and optimizer moments (about 1 MB per step for 784-256-128-10
+    with Adam) and frees the previous ones. glibc's defaults give big blocks back to the OS (``munmap``, heap trim)
+    and the next step page-faults them in again: 180-280 minor faults per step here. Fixing the two thresholds
+    (``mallopt``) keeps that memory in the heap for reuse. Process-wide, so it is done here, at the edge (and by
+    ``fnn train``), never in the library.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+        ok = libc.mallopt(m_mmap_threshold, MALLOC_MMAP_THRESHOLD) and libc.mallopt(m_trim_threshold,
+                                                                                 MALLOC_TRIM_THRESHOLD)
+    except (OSError, AttributeError):
+        return None
+    if not ok:
+        return None
+    return (f"glibc mallopt(M_MMAP_THRESHOLD={MALLOC_MMAP_THRESHOLD >> 20} MiB,"
+            f" M_TRIM_THRESHOLD={MALLOC_TRIM_THRESHOLD >> 20} MiB)")
 
 
 # ------------------------------------------------------------------------------------------------------- data
@@ -316,8 +347,39 @@ def reference_step_factory(optimizer: str, lr: float):
     return init, step
 
 
+def epoch_batches_factory(x_u8: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[str, Callable]:
+    """``batches(epoch)``: the epoch's float32 batches, made as the ``fnn`` command makes them.
+
+    With pipelines: ``from_arrays -> shuffle(default_rng([seed, epoch])) -> batch -> scale`` (one exact permutation
+    of the uint8 rows per epoch, contiguous batch slices, each batch scaled to float32 when it is drawn). Without:
+    the same permutation, gathering each batch's uint8 rows, then scaling.
+    """
+    n = len(y)
+    try:
+        from pipelines import stages
+    except ImportError:
+        stages = None
+    if stages is not None:
+
+        def batches(epoch: int):
+            stream = stages.shuffle(stages.from_arrays(x_u8, y), np.random.default_rng([SEED, epoch]),
+                                    buffer_rows=max(65536, n))
+            for chunk in stages.scale(stages.batch(stream, batch_size=batch_size)):
+                yield chunk.x, chunk.y
+
+        return "pipelines shuffle -> batch -> scale", batches
+
+    def gathered(epoch: int):
+        order = epoch_order(n, epoch)
+        for lo, hi in batch_bounds(n, batch_size):
+            idx = order[lo:hi]
+            yield gather_scaled(x_u8, idx), y[idx]
+
+    return "per-batch uint8 gather + scale (pipelines not importable)", gathered
+
+
 def make_ours(config: dict, x_u8: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[str, Callable[..., float]]:
-    """One epoch of the project's training step (or the stand-in), with shuffling and batch gathering timed."""
+    """One epoch of the project's training step (or the stand-in), with shuffling and batch making timed."""
     sizes, lr = config["sizes"], config["lr"]
     try:
         from functional_nn import optim
@@ -326,7 +388,7 @@ def make_ours(config: dict, x_u8: np.ndarray, y: np.ndarray, batch_size: int) ->
     except ImportError:
         make_train_step = None
     if make_train_step is not None:
-        impl = "functional_nn.train.make_train_step"
+        impl = "functional_nn make_train_step"
         optimizer = getattr(optim, config["optimizer"])(lr)
         step = make_train_step(optimizer)
 
@@ -342,15 +404,16 @@ def make_ours(config: dict, x_u8: np.ndarray, y: np.ndarray, batch_size: int) ->
             params = init_weights(sizes)
             return params, init(params)
 
-    bounds = batch_bounds(len(y), batch_size)
+    feed_name, epoch_batches = epoch_batches_factory(x_u8, y, batch_size)
+    impl = f"{impl}; {feed_name}"
 
     def run(epoch: int, steps: int | None = None) -> float:
         params, state = fresh()  # every round does the same work from the same start
         t0 = time.perf_counter()
-        order = epoch_order(len(y), epoch)
-        for lo, hi in bounds[:steps]:
-            idx = order[lo:hi]
-            params, state, metrics = step(params, state, gather_scaled(x_u8, idx), y[idx], None)
+        for k, (xb, yb) in enumerate(epoch_batches(epoch)):
+            if k == steps:
+                break
+            params, state, metrics = step(params, state, xb, yb, None)
         seconds = time.perf_counter() - t0
         if not math.isfinite(metrics["loss"]):
             raise RuntimeError(f"ours: non-finite loss {metrics['loss']}")
@@ -391,11 +454,11 @@ def make_torch(config: dict, x_u8: np.ndarray, y: np.ndarray, batch_size: int, t
         model, opt = fresh()
         t0 = time.perf_counter()
         order = torch.from_numpy(epoch_order(len(y), epoch))
+        xs, ys = xt[order], yt[order]  # one permutation per epoch, then plain slices (as ours)
         for lo, hi in bounds[:steps]:
-            idx = order[lo:hi]
-            xb = xt[idx].float().mul_(1.0 / 255.0)
+            xb = xs[lo:hi].float().div_(255.0)
             opt.zero_grad(set_to_none=True)
-            loss = cross_entropy(model(xb), yt[idx])
+            loss = cross_entropy(model(xb), ys[lo:hi])
             loss.backward()
             opt.step()
         return time.perf_counter() - t0
@@ -503,12 +566,15 @@ def summarize(samples: list[float]) -> dict[str, Any]:
 
 
 def ratio(num: dict | None, den: dict | None) -> dict[str, Any] | None:
-    """Ratio of medians, and the range of the per-round (paired) ratios, which drift affects least."""
+    """Ratios of the medians and of the minima, and the per-round (paired) ratios, which drift affects least.
+
+    On a shared machine the minimum is the run least disturbed by others; the median is what was typical.
+    """
     if not num or not den:
         return None
     paired = [a / b for a, b in zip(num["samples"], den["samples"])]
-    return {"of_medians": num["median"] / den["median"], "paired_median": statistics.median(paired),
-            "paired_min": min(paired), "paired_max": max(paired)}
+    return {"of_medians": num["median"] / den["median"], "of_mins": num["min"] / den["min"],
+            "paired_median": statistics.median(paired), "paired_min": min(paired), "paired_max": max(paired)}
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -522,6 +588,7 @@ def format_report(report: dict[str, Any]) -> str:
         f" ({blas.get('architecture') or '?'}, {blas.get('threading_layer') or '?'}), {blas['threads']} threads"
         f" [{blas['source']}]",
         f"env     : {env}",
+        f"malloc  : {m['malloc']}",
         f"load avg: {' '.join(f'{v:.2f}' for v in m['load_before'])} (before)"
         f" -> {' '.join(f'{v:.2f}' for v in report['load_after'])} (after)",
         f"data    : {s['data']} ({s['rows']} rows), batch {s['batch_size']}, {s['steps']} steps/epoch,"
@@ -532,22 +599,22 @@ def format_report(report: dict[str, Any]) -> str:
         sizes = "-".join(str(v) for v in cfg["sizes"])
         lines.append(f"config ({key}) {sizes} {cfg['activation']}, {cfg['optimizer']} lr {cfg['lr']:g}:"
                      " seconds per epoch")
-        lines.append(f"  {'':34s} {'median':>8s} {'min':>8s} {'max':>8s} {'/floor':>7s} {'/torch':>7s}")
+        lines.append(f"  {'':9s} {'median':>8s} {'min':>8s} {'max':>8s} {'/floor':>7s} {'/torch':>7s}  what")
         t = cfg["timings"]
         for name in CONTENDERS:
-            label = f"{name}: {cfg['impl'][name]}"[:34]
-            if t.get(name) is None:
+            row = t.get(name)
+            if row is None:
+                lines.append(f"  {name:9s} {'-':>8s} {'-':>8s} {'-':>8s} {'-':>7s} {'-':>7s}  {cfg['impl'][name]}")
                 continue
-            row = t[name]
             vs_floor = row["median"] / t["floor"]["median"]
             vs_torch = f"{row['median'] / t['torch']['median']:7.2f}" if t.get("torch") else f"{'-':>7s}"
-            lines.append(f"  {label:34s} {row['median']:8.3f} {row['min']:8.3f} {row['max']:8.3f}"
-                         f" {vs_floor:7.2f} {vs_torch}")
+            lines.append(f"  {name:9s} {row['median']:8.3f} {row['min']:8.3f} {row['max']:8.3f}"
+                         f" {vs_floor:7.2f} {vs_torch}  {cfg['impl'][name]}")
         for name in ("ours/floor", "ours/torch"):
             r = cfg["ratios"].get(name)
             if r:
-                lines.append(f"  {name}: {r['of_medians']:.2f} (per-round {r['paired_min']:.2f}-{r['paired_max']:.2f},"
-                             f" median {r['paired_median']:.2f})")
+                lines.append(f"  {name}: {r['of_medians']:.2f} of medians, {r['of_mins']:.2f} of minima,"
+                             f" per round {r['paired_min']:.2f}-{r['paired_max']:.2f} (median {r['paired_median']:.2f})")
         lines.append("")
     d = report["data"]
     if d.get("skipped"):
@@ -584,6 +651,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--no-peers", action="store_true", help="skip torch and scikit-learn")
     p.add_argument("--no-train", action="store_true", help="skip the fnn train memory/time measurement")
     p.add_argument("--train-args", default="", help="extra arguments for the measured `fnn train`")
+    p.add_argument("--malloc", choices=("tuned", "default"), default="tuned",
+                   help="tuned (default): keep freed memory in the heap (glibc mallopt, as fnn train does);"
+                        " default: glibc's own thresholds")
     args = p.parse_args(argv)
     if args.rounds < 1:
         p.error("--rounds must be at least 1")
@@ -598,6 +668,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     blas = blas_info()  # before torch / sklearn load their own thread pools
     machine = machine_info(blas)
     notes: list[str] = []
+    malloc = tune_malloc() if args.malloc == "tuned" else None
+    machine["malloc"] = malloc or "glibc defaults"
+    if args.malloc == "tuned" and malloc is None:
+        notes.append("--malloc tuned: not glibc on Linux, allocator left as it is")
     rounds = 1 if args.quick else args.rounds
 
     with tempfile.TemporaryDirectory(prefix="fnn-bench-") as tmp:

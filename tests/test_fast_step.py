@@ -2,7 +2,9 @@
 
 - ``composed_step``: the step as plain composition of public functions, ``value_and_grad`` -> ``optimizer.update``
   -> ``apply_updates`` (what ``train_step`` did before the fused path). Same arithmetic in the same order, so the
-  fast step must be **bitwise** equal to it.
+  fast step must be **bitwise** equal to it, except for SGD: there the fast step folds ``-lr`` into backprop's
+  output delta (before the matrix products, not after), which changes rounding only, so SGD is held to 1e-6
+  relative to each leaf's largest magnitude.
 - ``plain_step``: a from-scratch NumPy implementation (textbook formulas, one-hot targets, float32). Its operation
   order differs (e.g. ``(p - onehot) / n`` against ``p * (1 / n)``, ``b1 m + (1 - b1) g`` against
   ``m + (1 - b1)(g - m)``), so it agrees to rounding only: within 1e-6 relative to each leaf's largest magnitude.
@@ -98,10 +100,20 @@ def batches(seed, n_steps, n=32, n_in=12, k=5, dtype=np.float32):
     return [(rng.standard_normal((n, n_in)).astype(dtype), rng.integers(0, k, size=n)) for _ in range(n_steps)]
 
 
+ROUNDING_ONLY = {"sgd", "sgd_schedule"}  # -lr folded into the output delta: same maths, other rounding
+
+
 def assert_bitwise(a, b):
     for u, v in zip(tree_leaves(a), tree_leaves(b), strict=True):
         assert u.dtype == v.dtype and u.shape == v.shape
         np.testing.assert_array_equal(u, v)
+
+
+def assert_close(a, b, rel=1e-6):
+    """Leaf by leaf within ``rel`` times the leaf's largest magnitude (rounding differences only)."""
+    for u, v in zip(tree_leaves(a), tree_leaves(b), strict=True):
+        assert u.dtype == v.dtype and u.shape == v.shape
+        np.testing.assert_allclose(u, v, rtol=0, atol=rel * (float(np.max(np.abs(v))) or 1.0))
 
 
 @pytest.mark.parametrize("name", sorted(FUSED) + sorted(UNFUSED))
@@ -120,8 +132,13 @@ def test_fast_step_is_bitwise_the_composed_reference_and_pure(name, l2, dropout)
         for before, after in zip(tree_leaves(snapshot), tree_leaves(args), strict=True):
             np.testing.assert_array_equal(after, before)  # pure: arguments unchanged
         *ref, m_ref = composed_step(*ref, x, y, rng_ref, optimizer=optimizer, l2=l2, dropout=dropout)
-        assert m_fast == m_ref
-        assert_bitwise(fast, ref)  # params and optimizer state, every step
+        if name in ROUNDING_ONLY:
+            np.testing.assert_allclose(m_fast["loss"], m_ref["loss"], rtol=1e-6)
+            assert_close(fast, ref)
+            fast = ref  # compare one step at a time: start the next from the same point
+        else:
+            assert m_fast == m_ref
+            assert_bitwise(fast, ref)  # params and optimizer state, every step
     assert all(leaf.dtype == np.float32 for leaf in tree_leaves(fast[0]))
 
 
@@ -132,7 +149,7 @@ def test_fast_step_keeps_float64(name):
     x, y = batches(2, 1, dtype=np.float64)[0]
     fast = make_train_step(optimizer)(params, optimizer.init(params), x, y, None)
     ref = composed_step(params, optimizer.init(params), x, y, None, optimizer=optimizer)
-    assert_bitwise(fast[:2], ref[:2])
+    (assert_close if name in ROUNDING_ONLY else assert_bitwise)(fast[:2], ref[:2])
     assert {leaf.dtype for leaf in tree_leaves(fast[0])} == {np.dtype(np.float64)}
 
 
