@@ -2,9 +2,9 @@
 
 - ``composed_step``: the step as plain composition of public functions, ``value_and_grad`` -> ``optimizer.update``
   -> ``apply_updates`` (what ``train_step`` did before the fused path). Same arithmetic in the same order, so the
-  fast step must be **bitwise** equal to it, except for SGD: there the fast step folds ``-lr`` into backprop's
-  output delta (before the matrix products, not after), which changes rounding only, so SGD is held to 1e-6
-  relative to each leaf's largest magnitude.
+  fast step must be **bitwise** equal to it, except where the fast step folds a factor into backprop's output
+  delta (before the matrix products, not after): ``-lr`` for SGD, ``1 - b1`` for Adam / AdamW. That changes
+  rounding only, so those are held to 1e-6 relative to each leaf's largest magnitude, one step at a time.
 - ``plain_step``: a from-scratch NumPy implementation (textbook formulas, one-hot targets, float32). Its operation
   order differs (e.g. ``(p - onehot) / n`` against ``p * (1 / n)``, ``b1 m + (1 - b1) g`` against
   ``m + (1 - b1)(g - m)``), so it agrees to rounding only: within 1e-6 relative to each leaf's largest magnitude.
@@ -100,7 +100,8 @@ def batches(seed, n_steps, n=32, n_in=12, k=5, dtype=np.float32):
     return [(rng.standard_normal((n, n_in)).astype(dtype), rng.integers(0, k, size=n)) for _ in range(n_steps)]
 
 
-ROUNDING_ONLY = {"sgd", "sgd_schedule"}  # -lr folded into the output delta: same maths, other rounding
+# Folded into backprop's output delta: -lr (SGD), 1 - b1 (Adam, AdamW). Same maths, other rounding.
+ROUNDING_ONLY = {"sgd", "sgd_schedule", "adam", "adam_schedule", "adamw"}
 
 
 def assert_bitwise(a, b):
