@@ -65,6 +65,9 @@ CONFIGS = {
 }
 CONTENDERS = ("floor", "ours", "torch", "sklearn")
 WARMUP_STEPS = 20
+# Before each timed run: let the previous contender's idle worker threads stop spinning (OpenBLAS spins ~0.1 s
+# after its last call, OpenMP briefly), so that they do not take a core from the next one.
+SETTLE_SECONDS = 0.15
 QUICK_ROWS = 512  # synthetic rows for --quick when no fixture CSV exists
 OPENBLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
 
@@ -676,6 +679,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.malloc == "tuned" and malloc is None:
         notes.append("--malloc tuned: not glibc on Linux, allocator left as it is")
     rounds = 1 if args.quick else args.rounds
+    settle = 0.0 if args.quick else SETTLE_SECONDS
 
     with tempfile.TemporaryDirectory(prefix="fnn-bench-") as tmp:
         tmp = Path(tmp)
@@ -731,9 +735,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for name in CONTENDERS:
                     run = cfg["runners"][name]
                     if run is not None:
+                        time.sleep(settle)
                         cfg["samples"][name].append(run(r + 1))
             cache = tmp / f"cache{r}"
             cache.mkdir()
+            time.sleep(settle)
             t0 = time.perf_counter()
             read(csv, cache)
             data_samples["first_parse"].append(time.perf_counter() - t0)

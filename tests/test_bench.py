@@ -45,6 +45,7 @@ def test_quick_json_structure(quick_report):
     assert isinstance(blas["threads"], int) and blas["threads"] >= 1
     assert blas["name"]
     assert set(report["machine"]["env"]) >= {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"}
+    assert isinstance(report["machine"]["malloc"], str)
     settings = report["settings"]
     assert settings["quick"] is True and settings["rounds"] == 1 and settings["batch_size"] == 128
     assert settings["steps"] == -(-settings["rows"] // 128)
@@ -63,7 +64,7 @@ def test_quick_json_structure(quick_report):
             else:
                 _check_summary(row, 1)
         ratio = cfg["ratios"]["ours/floor"]
-        assert ratio["of_medians"] > 0 and ratio["paired_min"] <= ratio["paired_max"]
+        assert ratio["of_medians"] > 0 and ratio["of_mins"] > 0 and ratio["paired_min"] <= ratio["paired_max"]
         assert (cfg["ratios"]["ours/torch"] is None) == (timings["torch"] is None)
 
     data = report["data"]
