@@ -513,11 +513,21 @@ def fnn_command() -> list[str] | None:
     return [sys.executable, "-c", "import sys; from functional_nn.cli import main; sys.exit(main())"]
 
 
-def measure_fnn_train(extra_args: Sequence[str]) -> dict[str, Any]:
-    """Wall time, peak RSS and test accuracy of ``fnn train`` (defaults; its run folder in a temporary directory).
+# Runs a command and writes its exit status and peak RSS (rusage of exactly that child, from os.wait4) to a file.
+# A small interpreter of its own starts the command: a child forked straight from this process would count this
+# process's resident memory (data, torch) in its ru_maxrss for the moment between fork and exec.
+RSS_WRAPPER = """
+import json, os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+proc.returncode = os.waitstatus_to_exitcode(status)
+with open(sys.argv[1], "w") as f:
+    json.dump({"returncode": proc.returncode, "maxrss_kb": usage.ru_maxrss}, f)
+"""
 
-    ``os.wait4`` returns the rusage of exactly that child, so ``ru_maxrss`` is its own peak resident set.
-    """
+
+def measure_fnn_train(extra_args: Sequence[str]) -> dict[str, Any]:
+    """Wall time, peak RSS and test accuracy of ``fnn train`` (defaults; its run folder in a temporary directory)."""
     cmd = fnn_command()
     if cmd is None:
         return {"skipped": "functional_nn.cli not importable yet"}
@@ -529,21 +539,23 @@ def measure_fnn_train(extra_args: Sequence[str]) -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - any failure: fnn train reports it below, uncached
         cached = False
     with tempfile.TemporaryDirectory(prefix="fnn-bench-") as tmp:
-        log, run_dir = Path(tmp) / "log.txt", Path(tmp) / "run"
-        argv = [*cmd, "train", "--out", str(run_dir), *extra_args]
+        log, run_dir, usage = Path(tmp) / "log.txt", Path(tmp) / "run", Path(tmp) / "usage.json"
+        argv = [sys.executable, "-c", RSS_WRAPPER, str(usage), *cmd, "train", "--out", str(run_dir), *extra_args]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-        t0 = time.perf_counter()
+        t0 = time.perf_counter()  # includes the wrapper's start (~20 ms)
         with open(log, "wb") as out:
-            proc = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env)
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
+            subprocess.run(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env, check=False)
         seconds = time.perf_counter() - t0
+        try:
+            child = json.loads(usage.read_text())
+        except (OSError, ValueError):
+            child = {"returncode": None, "maxrss_kb": float("nan")}
         result = {
             "command": " ".join(["fnn", "train", "--out", "TMP", *extra_args]),
             "data_cached": cached,
-            "returncode": proc.returncode,
+            "returncode": child["returncode"],
             "seconds": seconds,
-            "peak_rss_mb": usage.ru_maxrss / 1024.0,  # Linux: kilobytes
+            "peak_rss_mb": child["maxrss_kb"] / 1024.0,  # Linux: kilobytes
             "log_tail": log.read_text(errors="replace").strip().splitlines()[-3:],
         }
         try:
