@@ -205,7 +205,6 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
             raise UsageError(f"--out {run_dir}: the folder is not empty; pass --overwrite to write into it")
         state = None
 
-    output.note(f"fnn train: loading {settings['dataset'] or settings['train']}")
     train_all, test, sha, data_name = _data.load_train_test(settings, progress=output.note)
     n_features = train_all.x.shape[1]
     if settings["augment_shift"] and n_features != IMAGE_SHAPE[0] * IMAGE_SHAPE[1]:
@@ -268,10 +267,11 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
                     f"lr {settings['lr']:g}, {len(train.y)} training / {0 if val is None else len(val.y)} "
                     f"validation rows, run folder {run_dir}")
         try:
-            status = _loop(params, opt_state, progress, history, train=train, val=val, settings=settings,
-                           norm_stage=norm_stage, train_step=train_step, schedule=schedule,
-                           steps_per_epoch=steps_per_epoch, run_dir=run_dir, base_meta=base_meta,
-                           signals=signals, output=output)
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # NaN / inf are checked
+                status = _loop(params, opt_state, progress, history, train=train, val=val, settings=settings,
+                               norm_stage=norm_stage, train_step=train_step, schedule=schedule,
+                               steps_per_epoch=steps_per_epoch, run_dir=run_dir, base_meta=base_meta,
+                               signals=signals, output=output)
         except Diverged as e:
             output.event("diverged", None, {"message": str(e)})
             output.warn(f"fnn train: error: {e}")
