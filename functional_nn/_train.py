@@ -259,13 +259,17 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
             _runs.atomic_write_text(run_dir / "history.csv", _runs.history_text(history))
             where = (f"epoch {progress['epoch'] + 1}, batch {progress['batch'] + 1}/{steps_per_epoch}"
                      if progress["batch"] else f"the start of epoch {progress['epoch'] + 1}")
-            output.note(f"fnn train: resuming {run_dir} at {where}")
+            output.note(f"fnn train: {run_dir}: training had finished; writing model.npz and metrics.json"
+                        if state.get("finish_only") else f"fnn train: resuming {run_dir} at {where}")
 
         output.event("start", None, {"run_dir": str(run_dir), "config": settings, "sizes": sizes,
                                      "steps_per_epoch": steps_per_epoch})
         output.note(f"fnn train: {'-'.join(map(str, sizes))} {settings['activation']}, {settings['optimizer']} "
                     f"lr {settings['lr']:g}, {len(train.y)} training / {0 if val is None else len(val.y)} "
                     f"validation rows, run folder {run_dir}")
+        if state is not None and state.get("finish_only"):
+            return _finish(run_dir, test=test, settings=settings, norm_stage=norm_stage, classes=classes,
+                           plots=plots, output=output)
         try:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # NaN / inf are checked
                 status = _loop(params, opt_state, progress, history, train=train, val=val, settings=settings,
@@ -305,6 +309,9 @@ def _resume_state(run_dir: Path, given: Mapping):
         why = "it stopped early" if progress["stopped_early"] else f"{progress['epoch']} epochs trained"
         hint = "" if progress["stopped_early"] else (f"; pass --epochs N (more than {progress['epoch']}) "
                                                      "with --resume to train further")
+        if not _runs.is_complete(run_dir):         # stopped while writing the final files: finish them
+            return settings, {"params": last.params, "opt_state": last.opt_state, "meta": last.meta,
+                              "finish_only": True}
         print(f"fnn train: {run_dir} is complete ({why}){hint}", file=sys.stderr)
         return settings, None
     last.meta["progress"] = {**progress, "finished": False}

@@ -115,6 +115,11 @@ def test_resume_refuses_changed_settings_and_reports_complete_runs(data, tmp_pat
     assert len((run / "history.csv").read_text().splitlines()) == 3
     assert (run / "metrics.json").is_file()
     assert main(["train", "--resume", str(tmp_path / "missing")]) == 2
+    (run / "metrics.json").unlink()                        # stopped while writing the final files
+    (run / "model.npz").unlink()
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert (run / "metrics.json").is_file() and (run / "model.npz").is_file()
+    assert len((run / "history.csv").read_text().splitlines()) == 3
 
 
 def test_same_seed_same_model_different_seed_different_model(data, tmp_path):
