@@ -1,1 +1,69 @@
-"""functional_nn: a pure-function MLP core in NumPy (hand-written backprop, immutable pytrees)."""
+"""functional_nn: a pure-function MLP core in NumPy (hand-written backprop, immutable pytrees).
+
+Parameters are tuples of frozen :class:`Dense` records, optimizers are ``Optimizer(init, update)`` bundles, and
+randomness is an explicit ``numpy.random.Generator`` argument. Everything here is importable from the package.
+"""
+
+from functional_nn.checkpoint import Checkpoint, CheckpointError, load, save
+from functional_nn.model import dropout_masks, forward, grad, loss, predict, predict_proba, value_and_grad
+from functional_nn.ops import (
+    ACTIVATIONS,
+    DERIVATIVES,
+    identity,
+    identity_derivative,
+    leaky_relu,
+    leaky_relu_derivative,
+    log_softmax,
+    relu,
+    relu_derivative,
+    sigmoid,
+    sigmoid_derivative,
+    softmax,
+    tanh,
+    tanh_derivative,
+)
+from functional_nn.optim import (
+    AdamState,
+    ChainState,
+    ClipState,
+    MomentumState,
+    Optimizer,
+    RmspropState,
+    SgdState,
+    adam,
+    adamw,
+    apply_updates,
+    chain,
+    clip_by_global_norm,
+    global_norm,
+    momentum,
+    rmsprop,
+    sgd,
+)
+from functional_nn.params import INITS, Dense, init_dense, init_mlp, readonly
+from functional_nn.schedules import constant, exponential_decay, step_decay, warmup_cosine
+from functional_nn.train import evaluate, make_train_step, train_step
+from functional_nn.tree import (
+    TreeDef,
+    pytree_class,
+    pytree_name,
+    register_pytree,
+    tree_allclose,
+    tree_flatten,
+    tree_leaves,
+    tree_map,
+    tree_unflatten,
+)
+
+__all__ = [
+    "ACTIVATIONS", "DERIVATIVES", "INITS",
+    "AdamState", "ChainState", "Checkpoint", "CheckpointError", "ClipState", "Dense", "MomentumState",
+    "Optimizer", "RmspropState", "SgdState", "TreeDef",
+    "adam", "adamw", "apply_updates", "chain", "clip_by_global_norm", "constant", "dropout_masks", "evaluate",
+    "exponential_decay", "forward", "global_norm", "grad", "identity", "identity_derivative", "init_dense",
+    "init_mlp", "leaky_relu", "leaky_relu_derivative", "load", "log_softmax", "loss", "make_train_step",
+    "momentum", "predict", "predict_proba", "pytree_class", "pytree_name", "readonly", "register_pytree", "relu",
+    "relu_derivative", "rmsprop", "save", "sgd", "sigmoid", "sigmoid_derivative", "softmax", "step_decay",
+    "tanh", "tanh_derivative", "train_step", "tree_allclose", "tree_flatten", "tree_leaves", "tree_map",
+    "tree_unflatten", "value_and_grad", "warmup_cosine",
+]

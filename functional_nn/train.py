@@ -1,0 +1,139 @@
+"""Training step by composition (gradient, optimizer update, apply) and evaluation over batches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from functional_nn.model import _cross_entropy, _targets, _value_grad_logits, dropout_masks, forward
+from functional_nn.optim import Optimizer, apply_updates
+
+__all__ = ["evaluate", "make_train_step", "train_step"]
+
+Params = Any
+Step = Callable[..., tuple[Params, Any, dict]]
+
+
+def _accuracy(logits: np.ndarray, y: np.ndarray) -> float:
+    labels = y if y.ndim == 1 else np.argmax(y, axis=1)
+    return int(np.count_nonzero(logits.argmax(axis=1) == labels)) / len(labels)
+
+
+def train_step(
+    params: Params,
+    opt_state: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    rng: np.random.Generator | None = None,
+    *,
+    optimizer: Optimizer,
+    l2: float = 0.0,
+    dropout: float = 0.0,
+) -> tuple[Params, Any, dict[str, float]]:
+    """One optimisation step: ``grads = grad(loss)``, ``optimizer.update``, ``apply_updates``.
+
+    Args:
+        params: tuple of Dense.
+        opt_state: ``optimizer.init(params)`` or the state returned by the previous step.
+        x: batch inputs (batch, n_in), of the params' dtype.
+        y: int labels (batch,) or one-hot / soft labels (batch, n_classes).
+        rng: random generator for the dropout masks; consumed only when ``dropout > 0`` (else may be None).
+        optimizer: an ``Optimizer``.
+        l2: L2 penalty weight (see :func:`functional_nn.model.loss`).
+        dropout: drop probability of hidden units, in [0, 1).
+
+    Returns:
+        ``(params, opt_state, metrics)``; metrics ``{"loss": float, "accuracy": float}`` are those of this batch
+        before the update, computed from the same (dropped-out, when ``dropout > 0``) forward pass as the gradient.
+    """
+    masks = None
+    if dropout > 0:
+        if rng is None:
+            raise ValueError("train_step: dropout > 0 needs an rng")
+        masks = dropout_masks(rng, params, len(x), rate=dropout, dtype=params[0].w.dtype)
+    value, grads, logits = _value_grad_logits(params, x, y, l2=l2, masks=masks)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    params = apply_updates(params, updates)
+    metrics = {"loss": float(value), "accuracy": _accuracy(logits, np.asarray(y))}
+    return params, opt_state, metrics
+
+
+def make_train_step(optimizer: Optimizer, *, l2: float = 0.0, dropout: float = 0.0) -> Step:
+    """Bind the hyperparameters of :func:`train_step`: returns ``step(params, opt_state, x, y, rng)``.
+
+    >>> from functional_nn.optim import sgd
+    >>> from functional_nn.params import init_mlp
+    >>> opt = sgd(0.1)
+    >>> params = init_mlp(np.random.default_rng(0), [2, 3])
+    >>> step = make_train_step(opt)
+    >>> x, y = np.ones((4, 2), np.float32), np.array([0, 1, 2, 0])
+    >>> params, state, metrics = step(params, opt.init(params), x, y, None)
+    >>> sorted(metrics), int(state.step)
+    (['accuracy', 'loss'], 1)
+    """
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    return partial(train_step, optimizer=optimizer, l2=float(l2), dropout=float(dropout))
+
+
+def _pair(batch: Any) -> tuple[np.ndarray, np.ndarray]:
+    if hasattr(batch, "x") and hasattr(batch, "y"):
+        return batch.x, batch.y
+    x, y = batch
+    return x, y
+
+
+def evaluate(params: Params, batches: Iterable[Any], *, n_classes: int) -> dict[str, Any]:
+    """Loss, accuracy and confusion matrix over an iterable of batches (no dropout, no L2 term).
+
+    Args:
+        params: tuple of Dense.
+        batches: ``(x, y)`` pairs or objects with ``.x`` / ``.y`` (e.g. ``pipelines.Chunk``); y int labels
+            (batch,) or one-hot / soft labels (batch, n_classes), which count as their argmax for accuracy.
+        n_classes: number of classes (the logits' width).
+
+    Returns:
+        ``{"loss": float (mean over examples), "accuracy": float, "confusion": int64 (n_classes, n_classes)
+        with rows = true label and columns = prediction, "per_class_accuracy": float64 (n_classes,)
+        (nan for a class with no examples), "n": int}``.
+
+    Raises:
+        ValueError: if ``batches`` holds no rows or the logits are not ``n_classes`` wide.
+
+    >>> from functional_nn.params import Dense
+    >>> params = (Dense(np.eye(2, dtype=np.float32), np.zeros(2, np.float32)),)
+    >>> out = evaluate(params, [(np.array([[1.0, 0.0], [0.0, 1.0]], np.float32), np.array([0, 0]))], n_classes=2)
+    >>> out["accuracy"], out["confusion"].tolist(), out["per_class_accuracy"].tolist(), out["n"]
+    (0.5, [[1, 1], [0, 0]], [0.5, nan], 2)
+    """
+    total_loss, n = 0.0, 0
+    confusion = np.zeros((n_classes, n_classes), np.int64)
+    for batch in batches:
+        x, y = _pair(batch)
+        if len(x) == 0:
+            continue
+        logits = forward(params, x)
+        if logits.shape[1] != n_classes:
+            raise ValueError(f"evaluate: the model has {logits.shape[1]} outputs, n_classes is {n_classes}")
+        y = _targets(y, logits)
+        value, _ = _cross_entropy(logits, y, with_delta=False)
+        total_loss += float(value) * len(y)
+        n += len(y)
+        labels = y if y.ndim == 1 else np.argmax(y, axis=1)
+        pairs = labels * n_classes + np.argmax(logits, axis=1)
+        confusion += np.bincount(pairs, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    if n == 0:
+        raise ValueError("evaluate: no batches (or only empty ones)")
+    support = confusion.sum(axis=1)
+    per_class = np.full(n_classes, np.nan)
+    np.divide(np.diag(confusion), support, out=per_class, where=support > 0)
+    return {
+        "loss": total_loss / n,
+        "accuracy": float(np.trace(confusion)) / n,
+        "confusion": confusion,
+        "per_class_accuracy": per_class,
+        "n": n,
+    }
