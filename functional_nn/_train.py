@@ -213,6 +213,8 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
     if settings["validation_fraction"] > 0:
         train, val = stages.train_val_split(train_all, seed=settings["seed"],
                                             fraction=settings["validation_fraction"])
+        if len(val) == 0:
+            val = None
     else:
         train, val = train_all, None
     del train_all
@@ -425,12 +427,13 @@ def _finish(run_dir, *, test, settings, norm_stage, classes, plots, output) -> i
     meta["epoch"] = chosen.meta.get("epoch", progress["epoch"])
     ckpt.save(run_dir / "model.npz", params, meta)
     metrics = {"test_loss": float(result["loss"]), "test_accuracy": float(result["accuracy"]),
-               "per_class_accuracy": [float(a) for a in result["per_class_accuracy"]],
+               "per_class_accuracy": [_nan_to_none(a) for a in result["per_class_accuracy"]],
                "confusion": np.asarray(result["confusion"]).tolist(), "n_test": int(result["n"]),
                "best_epoch": int(progress["best_epoch"]), "classes": classes,
                "epochs_run": int(progress["epoch"]), "stopped_early": bool(progress["stopped_early"])}
     _runs.write_json(run_dir / "metrics.json", metrics)
-    per_class = "  ".join(f"{c}: {a:.4f}" for c, a in zip(classes, metrics["per_class_accuracy"]))
+    per_class = "  ".join(f"{c}: {'-' if a is None else format(a, '.4f')}"
+                          for c, a in zip(classes, metrics["per_class_accuracy"]))
     output.event("test", f"Test - loss: {metrics['test_loss']:.4f} - acc: {metrics['test_accuracy']:.4f} "
                          f"({metrics['n_test']} rows)\nPer-class accuracy: {per_class}",
                  {k: metrics[k] for k in ("test_loss", "test_accuracy", "per_class_accuracy", "n_test")})
@@ -443,6 +446,12 @@ def _finish(run_dir, *, test, settings, norm_stage, classes, plots, output) -> i
     return 0
 
 
+def _nan_to_none(value) -> float | None:
+    """JSON has no NaN: a class without test rows has accuracy None."""
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
 def predict_proba_batches(params, chunk, norm_stage) -> np.ndarray:
     """(n, n_classes) probabilities of a whole chunk, computed batch by batch."""
     parts = [fnn.predict_proba(params, b.x) for b in _data.eval_batches(chunk, norm_stage)]
@@ -450,20 +459,20 @@ def predict_proba_batches(params, chunk, norm_stage) -> np.ndarray:
 
 
 def _draw_report(run_dir, *, test, params, norm_stage, classes, output) -> bool:
-    """Draw plots/ with functional_nn.report when it and the plot extra are installed."""
-    try:
-        from functional_nn import report
-    except ImportError:
-        output.note("fnn train: no plots (functional_nn.report is not available)")
-        return False
+    """Draw plots/ with functional_nn.report when the plot extra is installed; never fails the run."""
+    from functional_nn import report
     if not report.have_plotting():
         output.warn(f"fnn train: no plots: {report.PLOT_EXTRA_HINT}")
+        return False
+    if test.x.shape[1] != IMAGE_SHAPE[0] * IMAGE_SHAPE[1]:
+        output.note(f"fnn train: no plots (they need 28x28 images, the data has {test.x.shape[1]} features)")
         return False
     probs = predict_proba_batches(params, test, norm_stage)
     try:
         report.write_report(run_dir, x_test=test.x, y_test=test.y, probs=probs,
-                            first_layer_w=np.asarray(params[0].w), classes=classes)
+                            first_layer_w=np.asarray(params[0].w), classes=classes, image_shape=IMAGE_SHAPE)
     except report.ReportError as e:
         output.warn(f"fnn train: plots not drawn: {e}")
         return False
+    output.note(f"fnn train: pictures in {run_dir / 'plots'} (open report.html)")
     return True

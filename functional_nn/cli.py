@@ -17,9 +17,9 @@ import numpy as np
 from functional_nn import _data, _runs
 from functional_nn import checkpoint as ckpt
 from functional_nn._settings import DEFAULTS, OPTIMIZERS, PRESETS, SCHEDULES, UsageError, check, read_toml, resolve
-from functional_nn._train import Output, predict_proba_batches, train_command
+from functional_nn._train import Output, _nan_to_none, predict_proba_batches, train_command
 from functional_nn.images import ImageError, is_image_path, load_gray, mnist_style
-from pipelines import DataError
+from pipelines import DataError, FetchError
 from pipelines import datasets as pl_datasets
 from pipelines import io as pl_io
 
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
-    kinds = [UsageError, DataError, ckpt.CheckpointError, ImageError, OSError]
+    kinds = [UsageError, DataError, FetchError, ckpt.CheckpointError, ImageError, OSError]
     try:
         from functional_nn.report import ReportError
         kinds.append(ReportError)
@@ -267,13 +267,13 @@ def _test_set(args, run_dir: Path) -> tuple:
     config = _run_config(run_dir)
     data_dir = args.data_dir or config.get("data_dir") or "data"
     if args.test:
-        return _data.read_labelled(args.test, data_dir=data_dir), args.test, None
+        return _data.read_labelled(args.test, data_dir=data_dir)[0], args.test, None
     name = args.dataset or (None if config.get("test") else config.get("dataset"))
     if name:
         ds = _data.load_named(name, data_dir=data_dir, progress=_progress)
         return ds.test, f"{name} test set", name
     if config.get("test"):
-        return _data.read_labelled(config["test"], data_dir=data_dir), config["test"], None
+        return _data.read_labelled(config["test"], data_dir=data_dir)[0], config["test"], None
     raise UsageError(f"{run_dir}: no test set recorded in config.json; pass --dataset NAME or --test PATH")
 
 
@@ -298,7 +298,7 @@ def _evaluate(args) -> int:
     top = sorted(off, key=lambda c: -c[0])[:5]
     report = {"data": str(where), "checkpoint": args.checkpoint, "n": int(result["n"]),
               "loss": float(result["loss"]), "accuracy": float(result["accuracy"]),
-              "per_class_accuracy": dict(zip(classes, map(float, result["per_class_accuracy"]))),
+              "per_class_accuracy": dict(zip(classes, map(_nan_to_none, result["per_class_accuracy"]))),
               "top_confusions": [{"true": t, "predicted": p, "count": c} for c, t, p in top],
               "classes": classes, "confusion": confusion.tolist()}
     if args.json:
@@ -309,7 +309,7 @@ def _evaluate(args) -> int:
     print("per-class accuracy:")
     width = max(len(c) for c in classes)
     for c, a in report["per_class_accuracy"].items():
-        print(f"  {c:>{width}}: {a:.4f}")
+        print(f"  {c:>{width}}: {'-' if a is None else format(a, '.4f')}")
     print("top confusions (true -> predicted: count):")
     for c, t, p in top:
         print(f"  {t} -> {p}: {c}")
@@ -323,8 +323,8 @@ def confusion_table(confusion: np.ndarray, classes: list[str]) -> str:
     >>> print(confusion_table(np.array([[5, 1], [0, 7]]), ["a", "b"]))
     confusion matrix (rows = true, columns = predicted):
     true\\pred  a  b
-             a  5  1
-             b  0  7
+            a  5  1
+            b  0  7
     """
     labels = [c if len(c) <= 6 else c[:6] for c in classes]
     cell = max(max(len(str(int(confusion.max()))) if confusion.size else 1, 1), max(len(c) for c in labels))
@@ -340,7 +340,7 @@ def _predict_rows(path: str, n_features: int):
     """(x uint8, y or None, names) for a CSV / IDX input, with or without a label column."""
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"{path}: no such file")
+        raise UsageError(f"{path}: no such file")
     if "idx" in p.name.lower():
         chunk = pl_io.read_arrays(p)
     else:
@@ -350,7 +350,7 @@ def _predict_rows(path: str, n_features: int):
         elif fields == n_features:
             chunk = pl_io.read_arrays(p, label_col=None)
         else:
-            raise DataError(f"{path}:1: {fields} fields per row, but the model expects {n_features} "
+            raise UsageError(f"{path}:1: {fields} fields per row, but the model expects {n_features} "
                             f"(or {n_features + 1} with a label first)")
     _data.check_width(chunk, n_features, path)
     return chunk.x, chunk.y, [f"{path}:{i + 1}" for i in range(len(chunk.x))]
@@ -363,7 +363,7 @@ def _first_line_fields(path: Path) -> int:
         for line in f:
             if line.strip():
                 return line.count(",") + 1
-    raise DataError(f"{path}: empty file")
+    raise UsageError(f"{path}: empty file")
 
 
 def _predict(args) -> int:
@@ -418,29 +418,27 @@ def _predict(args) -> int:
 
 
 def _report(args) -> int:
-    try:
-        from functional_nn import report
-    except ImportError:
-        raise UsageError("fnn report needs functional_nn.report, which is not installed") from None
+    from functional_nn import report
     if not report.have_plotting():
         raise UsageError(report.PLOT_EXTRA_HINT)
     run_dir = Path(args.run_dir)
     params, meta = load_run_model(run_dir, args.checkpoint)
+    if not _runs.is_complete(run_dir):
+        raise UsageError(f"{run_dir / 'metrics.json'}: missing: the run did not finish (resume it with "
+                         f"fnn train --resume {run_dir})")
     chunk, where, _ = _test_set(args, run_dir)
     _data.check_width(chunk, meta["sizes"][0], where)
     norm = _data.normalizer(meta["normalization"], meta.get("dtype", "float32"))
     probs = predict_proba_batches(params, chunk, norm)
     classes = _classes(meta, meta["sizes"][-1])
+    shape = tuple(meta.get("image_shape") or (28, 28))
     written = report.write_report(run_dir, x_test=chunk.x, y_test=chunk.y, probs=probs,
-                                  first_layer_w=np.asarray(params[0].w), classes=classes, out_dir=args.out)
-    print(Path(args.out) if args.out else run_dir / "plots")
-    if isinstance(written, (list, tuple)):
-        for path in written:
-            print(f"  {path}")
+                                  first_layer_w=np.asarray(params[0].w), classes=classes, image_shape=shape,
+                                  out_dir=args.out)
+    for path in written.values():
+        print(path)
     return 0
 
-
-# ----------------------------------------------------------------------------------------------- bench
 
 def _bench(argv: list[str]) -> int:
     script = REPO_ROOT / "scripts" / "bench.py"
