@@ -71,8 +71,7 @@ PRESETS = MappingProxyType({
         "lr": 1e-3,
         "weight_decay": 1e-4,
         "dropout": 0.2,
-        "epochs": 30,
-        "warmup_epochs": 2.0,
+        "epochs": 20,
         "augment_shift": 2,
     }),
 })

@@ -283,3 +283,64 @@ def test_real_entry_point_errors_have_no_traceback(argv):
 def test_help_exits_0(capsys):
     assert main(["train", "--help"]) == 0
     assert "--warmup-epochs" in capsys.readouterr().out
+
+
+FIXTURES = REPO_ROOT / "data" / "fixtures"
+
+
+def test_train_on_the_committed_real_fixtures_csv_gz_and_idx(tmp_path, capsys):
+    run = tmp_path / "fixture-run"
+    status = main(["train", "--train", str(FIXTURES / "mnist_test_40.csv.gz"),
+                   "--test", str(FIXTURES / "mnist40-images-idx3-ubyte"), "--out", str(run), "--hidden", "16",
+                   "--epochs", "1", "--batch-size", "8", "--no-plots", "--quiet", "--data-dir", str(tmp_path / "c")])
+    assert status == 0, capsys.readouterr().err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["n_test"] == 40
+    capsys.readouterr()
+    assert main(["predict", str(run), str(FIXTURES / "mnist_test_40.csv")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 41 and out[-1].startswith("accuracy on the 40 labelled rows")
+
+
+def test_train_draws_the_report_and_fnn_report_redraws_it(data, tmp_path, capsys):
+    report = pytest.importorskip("functional_nn.report")
+    if not report.have_plotting():
+        pytest.skip("the plot extra (matplotlib, Pillow) is not installed")
+    run = tmp_path / "plotted"
+    assert main(["train", "--train", str(data["train"]), "--test", str(data["test"]), "--out", str(run),
+                 "--hidden", "16", "--epochs", "2", "--quiet", "--data-dir", str(data["dir"] / "cache")]) == 0
+    names = ("curves.png", "confusion.png", "per_class.png", "predictions.png", "mistakes.png", "filters.png",
+             "training.gif", "report.html")
+    for name in names:
+        assert (run / "plots" / name).is_file(), name
+    capsys.readouterr()
+    out = tmp_path / "again"
+    assert main(["report", str(run), "--test", str(data["test"]), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert {Path(p).name for p in printed} == set(names)
+    assert all((out / name).is_file() for name in names)
+
+
+def test_report_errors_are_one_line(trained, tmp_path, capsys):
+    assert_one_line_error(main(["report", str(tmp_path / "nothing")]), capsys, contains="nothing")
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "model.npz").write_bytes((trained / "model.npz").read_bytes())
+    assert_one_line_error(main(["report", str(unfinished)]), capsys, contains="metrics.json")
+
+
+def test_fetch_unknown_dataset_and_fetch_errors_are_one_line(tmp_path, capsys):
+    assert_one_line_error(main(["fetch", "cifar10"]), capsys, contains="cifar10")
+    status = main(["fetch", "fashion-mnist", "--data-dir", str(tmp_path)])
+    captured = capsys.readouterr()
+    if status == 0:                                   # the Debian package dataset-fashion-mnist is installed
+        assert len(captured.out.splitlines()) == 2
+    else:
+        assert status == 2 and len(captured.err.strip().splitlines()) == 1
+        assert "Traceback" not in captured.err
+
+
+def test_bench_without_the_script_is_a_one_line_error(monkeypatch, tmp_path, capsys):
+    import functional_nn.cli as cli
+    monkeypatch.setattr(cli, "REPO_ROOT", tmp_path)
+    assert_one_line_error(main(["bench", "--quick"]), capsys, contains="bench.py")
