@@ -297,7 +297,8 @@ def _resume_state(run_dir: Path, given: Mapping):
     bad = sorted(k for k in given if k not in RESUMABLE and k not in ("config",))
     if bad:
         raise UsageError(f"{flag_name(bad[0])} cannot be changed with --resume (the run's settings are in "
-                         f"{run_dir / 'config.json'}; only {', '.join(sorted(map(flag_name, RESUMABLE)))} may be given)")
+                         f"{run_dir / 'config.json'}; only "
+                         f"{', '.join(sorted(map(flag_name, RESUMABLE)))} may be given)")
     try:
         settings = _runs.read_json(run_dir / "config.json")
     except ValueError as e:
@@ -306,7 +307,8 @@ def _resume_state(run_dir: Path, given: Mapping):
     last = ckpt.load(run_dir / "last.npz")
     progress = last.meta.get("progress")
     if progress is None or last.opt_state is None:
-        raise UsageError(f"--resume {run_dir / 'last.npz'}: not a resumable checkpoint (no progress or optimizer state)")
+        raise UsageError(f"--resume {run_dir / 'last.npz'}: not a resumable checkpoint "
+                         "(no progress or optimizer state)")
     if progress["stopped_early"] or progress["epoch"] >= settings["epochs"]:
         why = "it stopped early" if progress["stopped_early"] else f"{progress['epoch']} epochs trained"
         hint = "" if progress["stopped_early"] else (f"; pass --epochs N (more than {progress['epoch']}) "

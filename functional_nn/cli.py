@@ -61,10 +61,12 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
                       help="random shifts of up to PIXELS in each direction, 28x28 images (default 0: off)")
     model = p.add_argument_group("model")
     model.add_argument("--hidden", type=_positive_int_list, nargs="*", default=S, metavar="N",
-                       help=f"hidden layer widths (default {' '.join(map(str, d['hidden']))}; none: softmax regression)")
+                       help=f"hidden layer widths (default {' '.join(map(str, d['hidden']))}; "
+                            "none: softmax regression)")
     model.add_argument("--activation", default=S, choices=("relu", "leaky_relu", "tanh", "sigmoid"),
                        help=f"hidden activation (default {d['activation']})")
-    model.add_argument("--init", default=S, choices=("he", "glorot", "normal"), help=f"weight init (default {d['init']})")
+    model.add_argument("--init", default=S, choices=("he", "glorot", "normal"),
+                       help=f"weight init (default {d['init']})")
     model.add_argument("--dtype", default=S, choices=("float32", "float64"), help=f"(default {d['dtype']})")
     opt = p.add_argument_group("optimization")
     opt.add_argument("--optimizer", default=S, choices=OPTIMIZERS, help=f"(default {d['optimizer']})")

@@ -344,3 +344,10 @@ def test_bench_without_the_script_is_a_one_line_error(monkeypatch, tmp_path, cap
     import functional_nn.cli as cli
     monkeypatch.setattr(cli, "REPO_ROOT", tmp_path)
     assert_one_line_error(main(["bench", "--quick"]), capsys, contains="bench.py")
+
+
+def test_example_config_resolves_to_the_defaults(capsys):
+    assert main(["train", "--config", str(REPO_ROOT / "configs" / "example.toml"), "--dry-run"]) == 0
+    from_file = json.loads(capsys.readouterr().out)
+    assert main(["train", "--dry-run"]) == 0
+    assert from_file == json.loads(capsys.readouterr().out)
