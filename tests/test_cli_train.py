@@ -47,8 +47,30 @@ def assert_params_bitwise_equal(path_a, path_b):
 
 
 # Dropout and random shifts on, so the resumed run must also replay the per-batch randomness exactly.
+# 1080 training rows at batch 4: 270 batches per epoch.
 RESUME_SETTINGS = ["--hidden", "64", "32", "--epochs", "3", "--batch-size", "4", "--dropout", "0.2",
                    "--augment-shift", "1", "--seed", "5"]
+STEPS_PER_EPOCH = 270
+
+# Runs the real command in a subprocess that sends itself `sig` just before its `at`-th training step, so
+# the signal lands at an exact, repeatable place (the real handler, checkpoint and exit path run).
+SIGNAL_AT_STEP = """
+import os, sys
+import functional_nn
+from functional_nn.cli import main
+sig, at = int(sys.argv[1]), int(sys.argv[2])
+make = functional_nn.make_train_step
+def make_train_step(*args, **kwargs):
+    step, count = make(*args, **kwargs), [0]
+    def counted(*a):
+        count[0] += 1
+        if count[0] == at:
+            os.kill(os.getpid(), sig)
+        return step(*a)
+    return counted
+functional_nn.make_train_step = make_train_step
+sys.exit(main(sys.argv[3:]))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -58,26 +80,10 @@ def straight(data, tmp_path_factory):
     return run
 
 
-@pytest.mark.parametrize("delay, sig, code", [(0.3, signal.SIGINT, 130), (0.0, signal.SIGTERM, 143)])
-def test_resume_after_signal_is_bitwise_equal_to_an_uninterrupted_run(data, straight, tmp_path, delay, sig, code):
-    run = tmp_path / "interrupted"
-    cmd = [sys.executable, "-m", "functional_nn.cli", *base_args(data, run, *RESUME_SETTINGS)]
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    first = proc.stdout.readline()                 # the first epoch line: epoch 2 has begun
-    assert first.startswith("Epoch 1/3"), first + proc.stderr.read()
-    time.sleep(delay)                              # 0.3 s lands inside epoch 2 (about 270 batches)
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == code, err
-    assert "Traceback" not in err
-    assert f"fnn train --resume {run}" in err
+def assert_resumes_to(straight, run):
     assert not (run / "model.npz").exists() and not (run / "metrics.json").exists()
-    progress = checkpoint.load(run / "last.npz").meta["progress"]
-    if delay:
-        assert progress["batch"] > 0, "the signal should land inside epoch 2"
-
     resumed = subprocess.run([sys.executable, "-m", "functional_nn.cli", "train", "--resume", str(run)],
-                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert_params_bitwise_equal(straight / "model.npz", run / "model.npz")
     assert_params_bitwise_equal(straight / "last.npz", run / "last.npz")
@@ -88,6 +94,40 @@ def test_resume_after_signal_is_bitwise_equal_to_an_uninterrupted_run(data, stra
     metrics_a = json.loads((straight / "metrics.json").read_text())
     metrics_b = json.loads((run / "metrics.json").read_text())
     assert metrics_a["test_accuracy"] == metrics_b["test_accuracy"]
+
+
+@pytest.mark.parametrize("sig, at, code, position", [
+    (signal.SIGINT, STEPS_PER_EPOCH + 41, 130, (1, 41)),      # inside epoch 2: 40 batches done, then 1 more
+    (signal.SIGTERM, 2 * STEPS_PER_EPOCH, 143, (2, 0)),       # during the last batch of epoch 2
+])
+def test_resume_after_a_signal_at_an_exact_batch_is_bitwise_equal(data, straight, tmp_path, sig, at, code,
+                                                                   position):
+    run = tmp_path / "interrupted"
+    cmd = [sys.executable, "-c", SIGNAL_AT_STEP, str(int(sig)), str(at), *base_args(data, run, *RESUME_SETTINGS)]
+    result = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"Resume with: fnn train --resume {run}" in result.stderr
+    progress = checkpoint.load(run / "last.npz").meta["progress"]
+    assert (progress["epoch"], progress["batch"]) == position   # the batch in flight was finished first
+    assert_resumes_to(straight, run)
+
+
+def test_resume_after_sigint_from_outside_is_bitwise_equal(data, tmp_path):
+    settings = ["--hidden", "32", "--epochs", "40", "--batch-size", "1", "--seed", "2", "--dropout", "0.1"]
+    small = {**data, "train": write_digits(tmp_path / "small.csv", 200, 4)}
+    straight_run = tmp_path / "straight"
+    assert main(base_args(small, straight_run, *settings, "--quiet")) == 0
+    run = tmp_path / "interrupted"
+    cmd = [sys.executable, "-m", "functional_nn.cli", *base_args(small, run, *settings)]
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()                 # the first epoch line: epoch 2 has begun
+    assert first.startswith("Epoch 1/40"), first + proc.stderr.read()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and f"fnn train --resume {run}" in err
+    assert_resumes_to(straight_run, run)
 
 
 def test_divergence_exits_nonzero_and_keeps_the_last_good_checkpoint(data, tmp_path, capsys):
