@@ -328,7 +328,7 @@ def confusion_table(confusion: np.ndarray, classes: list[str]) -> str:
             a  5  1
             b  0  7
     """
-    labels = [c if len(c) <= 6 else c[:6] for c in classes]
+    labels = [c if len(c) <= 6 else c[:6].strip() for c in classes]
     cell = max(max(len(str(int(confusion.max()))) if confusion.size else 1, 1), max(len(c) for c in labels))
     head = "true\\pred"
     lines = ["confusion matrix (rows = true, columns = predicted):",
