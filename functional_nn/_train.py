@@ -473,7 +473,7 @@ def _draw_report(run_dir, *, test, params, norm_stage, classes, output) -> bool:
     try:
         report.write_report(run_dir, x_test=test.x, y_test=test.y, probs=probs,
                             first_layer_w=np.asarray(params[0].w), classes=classes, image_shape=IMAGE_SHAPE)
-    except report.ReportError as e:
+    except (report.ReportError, ImportError) as e:
         output.warn(f"fnn train: plots not drawn: {e}")
         return False
     output.note(f"fnn train: pictures in {run_dir / 'plots'} (open report.html)")
