@@ -1,7 +1,7 @@
 """Train an MLP on MNIST by composing the library yourself: what `fnn train` does, minus the run folder.
 
     python scripts/train_mnist.py                    # the `fnn train` defaults: same split, batches, result
-    python scripts/train_mnist.py --epochs 1 --train data/fixtures/mnist_train.csv --test data/fixtures/mnist_test.csv
+    python scripts/train_mnist.py --epochs 1 --train data/fixtures/mnist_test_40.csv --test data/fixtures/mnist_test_40.csv
 """
 import argparse
 from functools import partial
