@@ -1,0 +1,116 @@
+"""Data for the ``fnn`` command: named datasets or files, normalization, batched streams.
+
+The application edge between ``pipelines`` (reading, stages) and the core: arrays stay uint8 in memory
+and are scaled or standardized one batch at a time, so a float copy of the training set never exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from functional_nn._settings import UsageError
+from pipelines import Chunk
+from pipelines import datasets as pl_datasets
+from pipelines import io as pl_io
+from pipelines import stages
+from pipelines.stats import Standardizer, fit_standardizer
+
+CLASS_NAMES = {name: tuple(spec.classes) for name, spec in pl_datasets.DATASETS.items()}
+N_CLASSES = 10
+EVAL_BATCH = 1000
+
+
+def class_names(dataset: str | None, n_classes: int = N_CLASSES) -> list[str]:
+    """Display names of the classes: fashion-mnist's names, else the digits.
+
+    >>> class_names("fashion-mnist")[:2], class_names(None, 3)
+    (['T-shirt/top', 'Trouser'], ['0', '1', '2'])
+    """
+    names = CLASS_NAMES.get(dataset or "")
+    return list(names) if names and len(names) == n_classes else [str(i) for i in range(n_classes)]
+
+
+def read_labelled(path: str | Path, *, data_dir: str | Path) -> tuple[Chunk, dict[str, str]]:
+    """(chunk, {file name: SHA-256}) of a labelled CSV / IDX file, the parse cached under data_dir/.cache."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    chunk, sha = pl_io.read_arrays_with_sha256(path, n_classes=N_CLASSES, cache_dir=Path(data_dir) / ".cache")
+    if chunk.y is None:
+        raise UsageError(f"{path}: no label column (training and evaluation need labels)")
+    if len(chunk) == 0:
+        raise UsageError(f"{path}: no rows")
+    return chunk, dict(sha)
+
+
+def load_named(name: str, *, data_dir: str | Path, progress: Callable[[str], None] | None = None):
+    """pipelines' Dataset for a name (fetched if missing), the name checked first."""
+    if name not in pl_datasets.DATASETS:
+        raise UsageError(f"--dataset: unknown dataset '{name}' (choose from {', '.join(pl_datasets.DATASETS)})")
+    return pl_datasets.load(name, data_dir=str(data_dir), progress=progress)
+
+
+def load_train_test(settings: Mapping, *, progress=None) -> tuple[Chunk, Chunk, dict, str]:
+    """(train, test, {file name: SHA-256}, name) for the run's settings: a named dataset or two files.
+
+    ``--test PATH`` with a named dataset replaces only its test set.
+    """
+    data_dir = settings["data_dir"]
+    if settings["train"] is not None:
+        train, sha = read_labelled(settings["train"], data_dir=data_dir)
+        name = Path(settings["train"]).name
+    else:
+        ds = load_named(settings["dataset"], data_dir=data_dir, progress=progress)
+        train, test, sha, name = ds.train, ds.test, dict(ds.sha256), ds.name
+    if settings["test"] is not None:
+        test, test_sha = read_labelled(settings["test"], data_dir=data_dir)
+        if settings["train"] is None:               # a named dataset: its test files are replaced
+            sha = {k: v for k, v in sha.items() if "test" not in k and "t10k" not in k}
+        sha = {**sha, **test_sha}
+    if train.x.shape[1] != test.x.shape[1]:
+        where = settings["test"] or "the test set"
+        raise UsageError(f"{where}: {test.x.shape[1]} features per row, but the training set has "
+                         f"{train.x.shape[1]}")
+    return train, test, sha, name
+
+
+def normalization_meta(kind: str, train_x: np.ndarray) -> dict:
+    """JSON-ready normalization record: {"kind": "scale"} or {"kind": "standardize", "mean", "std"}."""
+    if kind == "scale":
+        return {"kind": "scale", "divisor": 255.0}
+    stats = fit_standardizer(stages.batch(stages.from_arrays(train_x), batch_size=4096))   # bounded memory
+    return {"kind": "standardize",
+            "mean": np.asarray(stats.mean, np.float32).tolist(),
+            "std": np.asarray(stats.std, np.float32).tolist()}
+
+
+def normalizer(meta: Mapping, dtype=np.float32) -> Callable[[Iterable[Chunk]], Iterator[Chunk]]:
+    """The stage that turns uint8 chunks into ``dtype`` features as recorded in a model's metadata."""
+    dtype = np.dtype(dtype)
+    if meta["kind"] == "scale":
+        norm = stages.scale
+    elif meta["kind"] == "standardize":
+        stats = Standardizer(mean=np.asarray(meta["mean"], np.float32), std=np.asarray(meta["std"], np.float32))
+        norm = partial(stages.standardize, stats=stats)
+    else:
+        raise UsageError(f"unknown normalization {meta['kind']!r} in the model's metadata")
+
+    def stage(chunks: Iterable[Chunk]) -> Iterator[Chunk]:
+        for c in norm(chunks):
+            yield c if c.x.dtype == dtype else Chunk(c.x.astype(dtype), c.y)
+    return stage
+
+
+def eval_batches(chunk: Chunk, norm_stage, *, batch_size: int = EVAL_BATCH) -> Iterator[Chunk]:
+    """Normalized batches of a whole chunk, in order (for evaluation and prediction)."""
+    return norm_stage(stages.batch(stages.from_arrays(chunk.x, chunk.y), batch_size=batch_size))
+
+
+def check_width(chunk: Chunk, n_features: int, where: str) -> None:
+    """UsageError naming ``where`` when the rows do not have the model's input width."""
+    if chunk.x.shape[1] != n_features:
+        raise UsageError(f"{where}: {chunk.x.shape[1]} features per row, but the model expects {n_features}")

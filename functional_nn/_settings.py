@@ -1,0 +1,249 @@
+"""Training settings for the ``fnn`` command: defaults, presets, TOML files, validation.
+
+A setting's value is resolved in this order, later winning: ``DEFAULTS``, the preset (``--preset``, or
+``preset = "..."`` in the TOML file), the TOML file (``--config``), then the command-line flags. Every
+function here is pure except ``read_toml``, which reads one file.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+
+class UsageError(ValueError):
+    """A bad flag, setting or argument; the message is one line that names it. The CLI exits 2."""
+
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
+ACTIVATION_NAMES = ("relu", "leaky_relu", "tanh", "sigmoid")
+INITS = ("he", "glorot", "normal")
+SCHEDULES = ("constant", "cosine", "step", "exponential")
+NORMALIZATIONS = ("scale", "standardize")
+DTYPES = ("float32", "float64")
+
+# Every resolved setting of a training run, as written to config.json. None means "not used".
+DEFAULTS = MappingProxyType({
+    "dataset": "mnist",            # a named dataset (pipelines.datasets), or None with train/test paths
+    "train": None,                 # path to a training CSV / IDX file (overrides dataset)
+    "test": None,                  # path to a test CSV / IDX file
+    "data_dir": "data",            # where named datasets are fetched and cached
+    "hidden": [256, 128],          # hidden layer widths
+    "activation": "relu",
+    "init": "he",
+    "optimizer": "adam",
+    "lr": 3e-3,                    # peak learning rate
+    "momentum": 0.9,               # momentum / nesterov
+    "beta1": 0.9,                  # adam / adamw
+    "beta2": 0.999,
+    "weight_decay": 0.0,           # adamw's decoupled weight decay
+    "l2": 0.0,                     # L2 penalty added to the loss (any optimizer)
+    "dropout": 0.0,                # inverted dropout on hidden layers
+    "clip_norm": None,             # clip gradients to this global norm
+    "batch_size": 128,
+    "epochs": 10,
+    "lr_schedule": "cosine",
+    "warmup_epochs": 1.0,          # linear warm-up from 0, in epochs (may be fractional)
+    "early_stopping": False,
+    "patience": 3,                 # epochs without a better validation loss before stopping
+    "validation_fraction": 0.1,
+    "seed": 0,
+    "dtype": "float32",
+    "normalize": "scale",          # scale: x / 255; standardize: per-pixel mean / std of the training split
+    "augment_shift": 0,            # random shifts of up to this many pixels (28x28 images only)
+    "preset": "default",
+})
+
+PRESETS = MappingProxyType({
+    "default": MappingProxyType({}),
+    # Wider, dropout, decoupled weight decay, longer cosine schedule and random shifts of up to 2 pixels.
+    "best": MappingProxyType({
+        "hidden": [1024, 512],
+        "optimizer": "adamw",
+        "lr": 1e-3,
+        "weight_decay": 1e-4,
+        "dropout": 0.2,
+        "epochs": 20,
+        "augment_shift": 2,
+    }),
+})
+
+# Settings that may be given with --resume: they do not change the computation of the epochs already
+# planned (epochs may grow to train further).
+RESUMABLE = frozenset({"epochs", "data_dir"})
+
+_KINDS = {
+    "dataset": "str?", "train": "str?", "test": "str?", "data_dir": "str", "hidden": "ints",
+    "activation": "str", "init": "str", "optimizer": "str", "lr": "float", "momentum": "float",
+    "beta1": "float", "beta2": "float", "weight_decay": "float", "l2": "float", "dropout": "float",
+    "clip_norm": "float?", "batch_size": "int", "epochs": "int", "lr_schedule": "str",
+    "warmup_epochs": "float", "early_stopping": "bool", "patience": "int", "validation_fraction": "float",
+    "seed": "int", "dtype": "str", "normalize": "str", "augment_shift": "int", "preset": "str",
+}
+
+
+def flag_name(key: str) -> str:
+    """The command-line flag for a setting key.
+
+    >>> flag_name("batch_size")
+    '--batch-size'
+    """
+    return "--" + key.replace("_", "-")
+
+
+def read_toml(path: str | Path) -> dict:
+    """Read a TOML settings file into a dict of setting keys (hyphens become underscores).
+
+    Keys may sit at the top level or in a ``[train]`` table. Raises ``UsageError`` for a missing or
+    malformed file or an unknown key.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise UsageError(f"--config {path}: no such file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"--config {path}: not valid TOML: {e}") from None
+    except OSError as e:
+        raise UsageError(f"--config {path}: cannot read: {e.strerror or e}") from None
+    table = dict(raw)
+    if isinstance(table.get("train"), dict):
+        nested = table.pop("train")
+        table.update(nested)
+    settings = {}
+    for key, value in table.items():
+        name = str(key).replace("-", "_")
+        if name not in _KINDS:
+            raise UsageError(f"{path}: unknown setting '{key}' (known: {', '.join(sorted(_KINDS))})")
+        settings[name] = _coerce(value, name, f"{path}: {key}")
+    return settings
+
+
+def _coerce(value, key: str, where: str):
+    """Check a TOML value against the setting's type; ints are accepted where floats are expected."""
+    kind = _KINDS[key]
+    optional = kind.endswith("?")
+    kind = kind.rstrip("?")
+    if value is None and optional:
+        return None
+    ok = {
+        "str": isinstance(value, str),
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+        "ints": isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
+    }[kind]
+    if not ok:
+        wanted = {"str": "a string", "float": "a number", "int": "an integer", "bool": "true or false",
+                  "ints": "a list of integers"}[kind]
+        raise UsageError(f"{where}: expected {wanted}, got {value!r}")
+    if kind == "float":
+        return float(value)
+    if kind == "ints":
+        return list(value)
+    return value
+
+
+def resolve(flags: Mapping, file_settings: Mapping | None = None, *, config_path: str | None = None
+            ) -> tuple[dict, dict]:
+    """Merge defaults, preset, file and flags into (settings, sources).
+
+    ``flags`` holds only the flags given on the command line. ``sources`` maps each key that did not
+    come from the defaults to where it came from (``"--lr"``, ``"cfg.toml: lr"`` or ``"--preset best"``),
+    for error messages.
+
+    >>> s, src = resolve({"lr": 0.1}, {"epochs": 3, "lr": 0.5}, config_path="c.toml")
+    >>> s["lr"], s["epochs"], s["batch_size"], src["lr"], src["epochs"]
+    (0.1, 3, 128, '--lr', 'c.toml: epochs')
+    """
+    file_settings = dict(file_settings or {})
+    preset = flags.get("preset", file_settings.get("preset", DEFAULTS["preset"]))
+    if preset not in PRESETS:
+        where = "--preset" if "preset" in flags else f"{config_path}: preset"
+        raise UsageError(f"{where}: unknown preset '{preset}' (choose from {', '.join(PRESETS)})")
+    settings = dict(DEFAULTS)
+    settings["hidden"] = list(settings["hidden"])
+    sources: dict[str, str] = {}
+    for key, value in PRESETS[preset].items():
+        settings[key] = list(value) if isinstance(value, list) else value
+        sources[key] = f"--preset {preset}"
+    for key, value in file_settings.items():
+        settings[key] = value
+        sources[key] = f"{config_path}: {key}"
+    for key, value in flags.items():
+        settings[key] = value
+        sources[key] = flag_name(key)
+    settings["preset"] = preset
+    if settings.get("train") is not None and "dataset" not in flags and "dataset" not in file_settings:
+        settings["dataset"] = None
+    return settings, sources
+
+
+def check(settings: Mapping, sources: Mapping | None = None) -> None:
+    """Raise ``UsageError`` naming the flag (or file key) of the first invalid setting.
+
+    >>> check(dict(DEFAULTS))
+    >>> check({**DEFAULTS, "lr": 0.0})
+    Traceback (most recent call last):
+    ...
+    functional_nn._settings.UsageError: --lr must be a finite number > 0, got 0.0
+    """
+    sources = sources or {}
+
+    def name(key):
+        return sources.get(key, flag_name(key))
+
+    def fail(key, what):
+        raise UsageError(f"{name(key)} {what}, got {settings[key]!r}")
+
+    def number(key, low=None, high=None, *, low_open=False, high_open=True):
+        v = settings[key]
+        if not math.isfinite(v):
+            fail(key, "must be a finite number")
+        if low is not None and (v <= low if low_open else v < low):
+            fail(key, f"must be a finite number {'>' if low_open else '>='} {low:g}")
+        if high is not None and (v >= high if high_open else v > high):
+            fail(key, f"must be {'<' if high_open else '<='} {high:g}")
+
+    for key, choices in (("optimizer", OPTIMIZERS), ("activation", ACTIVATION_NAMES), ("init", INITS),
+                         ("lr_schedule", SCHEDULES), ("dtype", DTYPES), ("normalize", NORMALIZATIONS)):
+        if settings[key] not in choices:
+            fail(key, f"must be one of {', '.join(choices)}")
+    number("lr", 0, low_open=True)
+    number("momentum", 0, 1)
+    number("beta1", 0, 1)
+    number("beta2", 0, 1)
+    number("weight_decay", 0)
+    number("l2", 0)
+    number("dropout", 0, 1)
+    number("validation_fraction", 0, 1)
+    number("warmup_epochs", 0)
+    if settings["clip_norm"] is not None:
+        number("clip_norm", 0, low_open=True)
+    for key, low in (("batch_size", 1), ("epochs", 1), ("patience", 1), ("seed", 0), ("augment_shift", 0)):
+        if settings[key] < low:
+            fail(key, f"must be an integer >= {low}")
+    if settings["augment_shift"] > 8:
+        fail("augment_shift", "must be at most 8 pixels")
+    if any(w < 1 for w in settings["hidden"]):
+        fail("hidden", "widths must be integers >= 1")
+    if settings["weight_decay"] > 0 and settings["optimizer"] != "adamw":
+        raise UsageError(f"{name('weight_decay')} applies to --optimizer adamw only "
+                         f"(the optimizer is {settings['optimizer']}; use --l2 for an L2 penalty)")
+    if settings["early_stopping"] and settings["validation_fraction"] == 0:
+        raise UsageError(f"{name('early_stopping')} needs a validation split (--validation-fraction > 0)")
+    if settings["train"] is None and settings["test"] is not None and settings["dataset"] is None:
+        raise UsageError("--test needs --train or --dataset")
+    if settings["train"] is not None and settings["test"] is None:
+        raise UsageError(f"{name('train')} needs --test PATH (the held-out test set)")
+    if settings["train"] is None and settings["dataset"] is None:
+        raise UsageError("give --dataset NAME or --train PATH --test PATH")

@@ -1,0 +1,480 @@
+"""``fnn train``: the training loop at the application edge.
+
+Composes ``init_mlp``, the pipeline stages, ``make_train_step``, ``evaluate`` and ``checkpoint``. All
+randomness derives from the seed: ``init_mlp(default_rng(seed))``, epoch ``e`` (from 1) shuffles with
+``default_rng([seed, e])``, augments with ``default_rng([seed, e, 2])``, and batch ``i`` of epoch ``e``
+draws its dropout masks from ``default_rng([seed, e, i, 1])``. So a run resumed from any batch
+replays exactly: ``last.npz`` records the epoch, the batch within it, the optimizer state and the
+running sums of the epoch, and the resumed run ends bitwise equal to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+import platform
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+import functional_nn as fnn
+from functional_nn import _data, _runs
+from functional_nn import checkpoint as ckpt
+from functional_nn._settings import RESUMABLE, UsageError, flag_name
+from pipelines import stages
+from pipelines.augment import random_shift
+
+IMAGE_SHAPE = (28, 28)
+
+
+class Output:
+    """Where the command's lines go: results on stdout (text or JSON lines), notes on stderr."""
+
+    def __init__(self, *, log: str = "text", quiet: bool = False, stdout=None, stderr=None):
+        self.log, self.quiet = log, quiet
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+
+    def note(self, text: str) -> None:
+        """A progress note on stderr (silenced by --quiet)."""
+        if not self.quiet:
+            print(text, file=self.stderr, flush=True)
+
+    def warn(self, text: str) -> None:
+        """A warning on stderr, even with --quiet."""
+        print(text, file=self.stderr, flush=True)
+
+    def event(self, kind: str, text: str | None, data: Mapping, *, always: bool = False) -> None:
+        """One result: a JSON line with ``"event": kind`` (--log json) or ``text`` (unless --quiet)."""
+        if self.log == "json":
+            print(json.dumps({"event": kind, **data}), file=self.stdout, flush=True)
+        elif text is not None and (always or not self.quiet):
+            print(text, file=self.stdout, flush=True)
+
+    def progress_bar(self, total: int, initial: int, desc: str):
+        """A tqdm bar on stderr when it is a terminal (text log, not quiet); else None."""
+        if self.quiet or self.log != "text" or not getattr(self.stderr, "isatty", lambda: False)():
+            return None
+        from tqdm import tqdm
+        return tqdm(total=total, initial=initial, desc=desc, file=self.stderr, leave=False,
+                    unit="batch", dynamic_ncols=True)
+
+
+class Diverged(Exception):
+    """The loss became NaN or infinite."""
+
+
+def versions() -> dict:
+    """Versions of Python, NumPy and this package, for the model's metadata."""
+    try:
+        own = importlib.metadata.version("functional-nn")
+    except importlib.metadata.PackageNotFoundError:
+        own = "source"
+    return {"python": platform.python_version(), "numpy": np.__version__, "functional_nn": own}
+
+
+def make_schedule(settings: Mapping, steps_per_epoch: int):
+    """The learning rate as a function of the optimizer step (linear warm-up, then the schedule)."""
+    lr = float(settings["lr"])
+    total = settings["epochs"] * steps_per_epoch
+    warmup = int(round(settings["warmup_epochs"] * steps_per_epoch))
+    kind = settings["lr_schedule"]
+    if kind == "cosine":
+        return fnn.warmup_cosine(lr, warmup_steps=warmup, decay_steps=max(total, warmup + 1))
+    if kind == "constant":
+        base = fnn.constant(lr)
+    elif kind == "step":                         # x0.1 after each third of the run
+        base = fnn.step_decay(lr, step_size=max(1, -(-total // 3)), gamma=0.1)
+    else:                                        # exponential: down to 1% of lr at the end
+        base = fnn.exponential_decay(lr, decay_rate=0.01, transition_steps=max(1, total))
+    if warmup == 0:
+        return base
+    return partial(_warmed_up, base=base, warmup=warmup)
+
+
+def _warmed_up(step, *, base, warmup):
+    return base(step) * min(1.0, (int(step) + 1) / warmup)
+
+
+def make_optimizer(settings: Mapping, schedule):
+    """The optimizer named by the settings, clipped first when ``clip_norm`` is set."""
+    name = settings["optimizer"]
+    if name == "sgd":
+        opt = fnn.sgd(schedule)
+    elif name in ("momentum", "nesterov"):
+        opt = fnn.momentum(schedule, beta=settings["momentum"], nesterov=name == "nesterov")
+    elif name == "adam":
+        opt = fnn.adam(schedule, b1=settings["beta1"], b2=settings["beta2"])
+    elif name == "adamw":
+        opt = fnn.adamw(schedule, b1=settings["beta1"], b2=settings["beta2"], weight_decay=settings["weight_decay"])
+    else:
+        opt = fnn.rmsprop(schedule)
+    if settings["clip_norm"] is not None:
+        opt = fnn.chain(fnn.clip_by_global_norm(settings["clip_norm"]), opt)
+    return opt
+
+
+def epoch_stream(train, settings: Mapping, norm_stage, *, epoch: int, start_batch: int):
+    """Normalized training batches of epoch ``epoch`` (from 1), from batch ``start_batch`` on."""
+    seed, bs = settings["seed"], settings["batch_size"]
+    stream = stages.from_arrays(train.x, train.y)
+    stream = stages.shuffle(stream, np.random.default_rng([seed, epoch]), buffer_rows=max(65536, len(train.y)))
+    if settings["augment_shift"]:
+        stream = random_shift(stream, np.random.default_rng([seed, epoch, 2]),
+                              max_shift=settings["augment_shift"], image_shape=IMAGE_SHAPE)
+    if start_batch:
+        stream = stages.skip(stream, start_batch * bs)
+    return norm_stage(stages.batch(stream, batch_size=bs))
+
+
+def _finite_tree(params) -> bool:
+    return all(bool(np.isfinite(leaf).all()) for leaf in fnn.tree_leaves(params))
+
+
+def _fmt_lr(lr: float) -> str:
+    return f"{lr:.3g}"
+
+
+def epoch_line(row: Mapping, epochs: int) -> str:
+    """Keras-style epoch summary.
+
+    >>> epoch_line({"epoch": 3, "seconds": 1.23, "loss": 0.0812, "accuracy": 0.97531, "val_loss": 0.0921,
+    ...             "val_accuracy": 0.972, "lr": 0.001}, 15)
+    'Epoch 3/15 - 1.2s - loss: 0.0812 - acc: 0.9753 - val_loss: 0.0921 - val_acc: 0.9720 - lr: 0.001'
+    """
+    parts = [f"Epoch {row['epoch']}/{epochs}", f"{row['seconds']:.1f}s", f"loss: {row['loss']:.4f}",
+             f"acc: {row['accuracy']:.4f}"]
+    if row.get("val_loss") is not None:
+        parts += [f"val_loss: {row['val_loss']:.4f}", f"val_acc: {row['val_accuracy']:.4f}"]
+    parts.append(f"lr: {_fmt_lr(row['lr'])}")
+    return " - ".join(parts)
+
+
+def resume_command(run_dir: Path) -> str:
+    return f"fnn train --resume {run_dir}"
+
+
+class _Signals:
+    """SIGINT / SIGTERM: the first asks the loop to stop after the current batch; a second one aborts."""
+
+    def __init__(self, out: Output):
+        self.received: int | None = None
+        self.out = out
+        self.previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        return False
+
+    def _handle(self, signum, frame):
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signum
+        self.out.warn(f"fnn train: {signal.Signals(signum).name} received: finishing the batch and saving "
+                      "(send it again to abort without saving)")
+
+
+def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resume: str | None,
+                  overwrite: bool, given: Mapping, plots: bool, output: Output) -> int:
+    """Run ``fnn train``; returns the exit status. ``given`` holds the flags from the command line."""
+    if resume is not None:
+        run_dir = Path(resume)
+        settings, state = _resume_state(run_dir, given)
+        if state is None:
+            return 0
+    else:
+        run_dir = Path(out_dir) if out_dir else _runs.default_run_dir()
+        if run_dir.exists() and not run_dir.is_dir():
+            raise UsageError(f"--out {run_dir}: exists and is not a folder")
+        if run_dir.is_dir() and any(run_dir.iterdir()) and not overwrite:
+            if (run_dir / "config.json").exists():
+                raise UsageError(f"--out {run_dir}: a run folder already exists there; pass --resume {run_dir} "
+                                 "to continue it or --overwrite to replace it")
+            raise UsageError(f"--out {run_dir}: the folder is not empty; pass --overwrite to write into it")
+        state = None
+
+    train_all, test, sha, data_name = _data.load_train_test(settings, progress=output.note)
+    n_features = train_all.x.shape[1]
+    if settings["augment_shift"] and n_features != IMAGE_SHAPE[0] * IMAGE_SHAPE[1]:
+        raise UsageError(f"{sources.get('augment_shift', '--augment-shift')} needs 28x28 images "
+                         f"(784 features), the data has {n_features}")
+    if settings["validation_fraction"] > 0:
+        train, val = stages.train_val_split(train_all, seed=settings["seed"],
+                                            fraction=settings["validation_fraction"])
+        if len(val) == 0:
+            val = None
+    else:
+        train, val = train_all, None
+    del train_all
+    if len(train.y) == 0:
+        raise UsageError("--validation-fraction leaves no training rows")
+    classes = _data.class_names(settings["dataset"])
+    sizes = [n_features, *settings["hidden"], _data.N_CLASSES]
+    dtype = np.dtype(settings["dtype"])
+    if state is not None and state["meta"].get("dataset_sha256") != sha:
+        raise UsageError(f"--resume {run_dir}: the data differs from the run's (SHA-256 mismatch)")
+    norm_meta = state["meta"]["normalization"] if state else _data.normalization_meta(settings["normalize"], train.x)
+    norm_stage = _data.normalizer(norm_meta, dtype)
+    base_meta = {"sizes": sizes, "activation": settings["activation"], "normalization": norm_meta,
+                 "seed": settings["seed"], "dataset": data_name, "dataset_sha256": sha,
+                 "versions": versions(), "classes": classes, "dtype": settings["dtype"],
+                 "image_shape": list(IMAGE_SHAPE) if n_features == 784 else None}
+
+    bs = settings["batch_size"]
+    steps_per_epoch = -(-len(train.y) // bs)
+    schedule = make_schedule(settings, steps_per_epoch)
+    optimizer = make_optimizer(settings, schedule)
+    train_step = fnn.make_train_step(optimizer, l2=settings["l2"], dropout=settings["dropout"])
+
+    with _Signals(output) as signals:
+        if state is None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if overwrite:
+                _runs.clear_run_files(run_dir)
+            _runs.write_json(run_dir / "config.json", settings)
+            params = fnn.init_mlp(np.random.default_rng(settings["seed"]), sizes,
+                                  activation=settings["activation"], init=settings["init"], dtype=dtype)
+            opt_state = optimizer.init(params)
+            progress = {"epoch": 0, "batch": 0, "step": 0, "partial": None, "best_value": None,
+                        "best_epoch": 0, "bad_epochs": 0, "finished": False, "stopped_early": False}
+            history: list[dict] = []
+            _runs.atomic_write_text(run_dir / "history.csv", _runs.history_text(history))
+            ckpt.save(run_dir / "last.npz", params, {**base_meta, "progress": progress}, opt_state=opt_state)
+        else:
+            params, opt_state, progress = state["params"], state["opt_state"], state["meta"]["progress"]
+            history = [r for r in _runs.read_history(run_dir / "history.csv") if r["epoch"] <= progress["epoch"]]
+            for name in ("metrics.json", "model.npz"):
+                (run_dir / name).unlink(missing_ok=True)
+            _runs.write_json(run_dir / "config.json", settings)
+            _runs.atomic_write_text(run_dir / "history.csv", _runs.history_text(history))
+            where = (f"epoch {progress['epoch'] + 1}, batch {progress['batch'] + 1}/{steps_per_epoch}"
+                     if progress["batch"] else f"the start of epoch {progress['epoch'] + 1}")
+            output.note(f"fnn train: {run_dir}: training had finished; writing model.npz and metrics.json"
+                        if state.get("finish_only") else f"fnn train: resuming {run_dir} at {where}")
+
+        output.event("start", None, {"run_dir": str(run_dir), "config": settings, "sizes": sizes,
+                                     "steps_per_epoch": steps_per_epoch})
+        output.note(f"fnn train: {'-'.join(map(str, sizes))} {settings['activation']}, {settings['optimizer']} "
+                    f"lr {settings['lr']:g}, {len(train.y)} training / {0 if val is None else len(val.y)} "
+                    f"validation rows, run folder {run_dir}")
+        if state is not None and state.get("finish_only"):
+            return _finish(run_dir, test=test, settings=settings, norm_stage=norm_stage, classes=classes,
+                           plots=plots, output=output)
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # NaN / inf are checked
+                status = _loop(params, opt_state, progress, history, train=train, val=val, settings=settings,
+                               norm_stage=norm_stage, train_step=train_step, schedule=schedule,
+                               steps_per_epoch=steps_per_epoch, run_dir=run_dir, base_meta=base_meta,
+                               signals=signals, output=output)
+        except Diverged as e:
+            output.event("diverged", None, {"message": str(e)})
+            output.warn(f"fnn train: error: {e}")
+            return 1
+    if status is not None:
+        return status
+    return _finish(run_dir, test=test, settings=settings, norm_stage=norm_stage, classes=classes,
+                   plots=plots, output=output)
+
+
+def _resume_state(run_dir: Path, given: Mapping):
+    """(settings, state) of a run to resume; state None when there is nothing left to do."""
+    if not (run_dir / "config.json").is_file():
+        raise UsageError(f"--resume {run_dir}: no config.json there (not a run folder)")
+    if not (run_dir / "last.npz").is_file():
+        raise UsageError(f"--resume {run_dir}: no last.npz there (nothing to resume)")
+    bad = sorted(k for k in given if k not in RESUMABLE and k not in ("config",))
+    if bad:
+        raise UsageError(f"{flag_name(bad[0])} cannot be changed with --resume (the run's settings are in "
+                         f"{run_dir / 'config.json'}; only "
+                         f"{', '.join(sorted(map(flag_name, RESUMABLE)))} may be given)")
+    try:
+        settings = _runs.read_json(run_dir / "config.json")
+    except ValueError as e:
+        raise UsageError(f"--resume {e}") from None
+    settings.update({k: given[k] for k in RESUMABLE if k in given})
+    last = ckpt.load(run_dir / "last.npz")
+    progress = last.meta.get("progress")
+    if progress is None or last.opt_state is None:
+        raise UsageError(f"--resume {run_dir / 'last.npz'}: not a resumable checkpoint "
+                         "(no progress or optimizer state)")
+    if progress["stopped_early"] or progress["epoch"] >= settings["epochs"]:
+        why = "it stopped early" if progress["stopped_early"] else f"{progress['epoch']} epochs trained"
+        hint = "" if progress["stopped_early"] else (f"; pass --epochs N (more than {progress['epoch']}) "
+                                                     "with --resume to train further")
+        if not _runs.is_complete(run_dir):         # stopped while writing the final files: finish them
+            return settings, {"params": last.params, "opt_state": last.opt_state, "meta": last.meta,
+                              "finish_only": True}
+        print(f"fnn train: {run_dir} is complete ({why}){hint}", file=sys.stderr)
+        return settings, None
+    last.meta["progress"] = {**progress, "finished": False}
+    return settings, {"params": last.params, "opt_state": last.opt_state, "meta": last.meta}
+
+
+def _loop(params, opt_state, progress, history, *, train, val, settings, norm_stage, train_step, schedule,
+          steps_per_epoch, run_dir, base_meta, signals, output):
+    """Epochs from the saved position to the end. Returns an exit status when interrupted, else None."""
+    seed, epochs, dropout = settings["seed"], settings["epochs"], settings["dropout"]
+    monitor = "val_loss" if val is not None else "loss"
+    step = progress["step"]
+    for epoch in range(progress["epoch"] + 1, epochs + 1):
+        start_batch = progress["batch"] if epoch == progress["epoch"] + 1 else 0
+        sums = progress["partial"] if start_batch else None
+        loss_sum, correct, rows, seconds = (sums["loss_sum"], sums["correct"], sums["rows"], sums["seconds"]) \
+            if sums else (0.0, 0, 0, 0.0)
+        t0 = time.perf_counter()
+        bar = output.progress_bar(steps_per_epoch, start_batch, f"Epoch {epoch}/{epochs}")
+        index = start_batch
+        try:
+            for b in epoch_stream(train, settings, norm_stage, epoch=epoch, start_batch=start_batch):
+                rng = np.random.default_rng([seed, epoch, index, 1]) if dropout > 0 else None
+                new_params, new_state, m = train_step(params, opt_state, b.x, b.y, rng)
+                if not math.isfinite(m["loss"]):
+                    raise Diverged(_diverged_message(m["loss"], epoch, index + 1, run_dir, progress, settings))
+                params, opt_state = new_params, new_state
+                n = len(b.y)
+                loss_sum += m["loss"] * n
+                correct += int(round(m["accuracy"] * n))
+                rows += n
+                index += 1
+                step += 1
+                if bar is not None:
+                    bar.update(1)
+                    if index % 20 == 0:
+                        bar.set_postfix(loss=f"{loss_sum / rows:.4f}", refresh=False)
+                if signals.received is not None and index < steps_per_epoch:
+                    partial_sums = {"loss_sum": loss_sum, "correct": correct, "rows": rows,
+                                    "seconds": seconds + time.perf_counter() - t0}
+                    progress = {**progress, "epoch": epoch - 1, "batch": index, "step": step,
+                                "partial": partial_sums}
+                    return _interrupted(params, opt_state, progress, run_dir, base_meta, signals, output,
+                                        epoch=epoch, batch=index, steps_per_epoch=steps_per_epoch)
+        finally:
+            if bar is not None:
+                bar.close()
+        if not _finite_tree(params):
+            raise Diverged(_diverged_message(float("nan"), epoch, index, run_dir, progress, settings))
+        if val is not None:
+            v = fnn.evaluate(params, _data.eval_batches(val, norm_stage), n_classes=_data.N_CLASSES)
+            val_loss, val_acc = float(v["loss"]), float(v["accuracy"])
+        else:
+            val_loss = val_acc = None
+        seconds += time.perf_counter() - t0
+        row = {"epoch": epoch, "loss": loss_sum / rows, "accuracy": correct / rows, "val_loss": val_loss,
+               "val_accuracy": val_acc, "lr": float(schedule(step - 1)), "seconds": round(seconds, 3)}
+        history.append(row)
+        value = row[monitor]
+        improved = progress["best_value"] is None or value < progress["best_value"]
+        progress = {**progress, "epoch": epoch, "batch": 0, "step": step, "partial": None,
+                    "best_value": value if improved else progress["best_value"],
+                    "best_epoch": epoch if improved else progress["best_epoch"],
+                    "bad_epochs": 0 if improved else progress["bad_epochs"] + 1}
+        stop_early = settings["early_stopping"] and progress["bad_epochs"] >= settings["patience"]
+        progress["finished"] = epoch == epochs or stop_early
+        progress["stopped_early"] = bool(stop_early)
+        _runs.atomic_write_text(run_dir / "history.csv", _runs.history_text(history))
+        meta = {**base_meta, "progress": progress}
+        if improved:
+            ckpt.save(run_dir / "best.npz", params, {**meta, "epoch": epoch})
+        ckpt.save(run_dir / "last.npz", params, meta, opt_state=opt_state)
+        output.event("epoch", epoch_line(row, epochs), row)
+        if stop_early:
+            output.note(f"fnn train: early stopping: {monitor} has not improved for {settings['patience']} "
+                        f"epochs; keeping the weights of epoch {progress['best_epoch']}")
+            break
+        if signals.received is not None and epoch < epochs:
+            return _interrupted(params, opt_state, progress, run_dir, base_meta, signals, output,
+                                epoch=epoch + 1, batch=0, steps_per_epoch=steps_per_epoch)
+    return None
+
+
+def _diverged_message(loss, epoch, batch, run_dir, progress, settings) -> str:
+    after = f"after epoch {progress['epoch']}" if progress["epoch"] else "the initial weights"
+    return (f"the loss became {loss} at epoch {epoch}, batch {batch}; training stopped. The last good "
+            f"checkpoint is {run_dir / 'last.npz'} ({after}). Try a lower --lr (it was {settings['lr']:g})")
+
+
+def _interrupted(params, opt_state, progress, run_dir, base_meta, signals, output, *, epoch, batch,
+                 steps_per_epoch) -> int:
+    ckpt.save(run_dir / "last.npz", params, {**base_meta, "progress": progress}, opt_state=opt_state)
+    name = signal.Signals(signals.received).name
+    where = f"epoch {epoch}, batch {batch}/{steps_per_epoch}" if batch else f"the start of epoch {epoch}"
+    output.event("interrupted", None, {"signal": name, "epoch": epoch, "batch": batch,
+                                       "checkpoint": str(run_dir / "last.npz"),
+                                       "resume": resume_command(run_dir)})
+    output.warn(f"fnn train: stopped by {name} at {where}; saved {run_dir / 'last.npz'}. "
+                f"Resume with: {resume_command(run_dir)}")
+    return 128 + int(signals.received)
+
+
+def _finish(run_dir, *, test, settings, norm_stage, classes, plots, output) -> int:
+    """Evaluate on the test set, write model.npz then metrics.json (the run is complete), draw plots."""
+    last = ckpt.load(run_dir / "last.npz")
+    progress = last.meta["progress"]
+    chosen = ckpt.load(run_dir / "best.npz") if progress["stopped_early"] else last
+    params = chosen.params
+    result = fnn.evaluate(params, _data.eval_batches(test, norm_stage), n_classes=_data.N_CLASSES)
+    meta = {k: v for k, v in last.meta.items() if k != "progress"}
+    meta["epoch"] = chosen.meta.get("epoch", progress["epoch"])
+    ckpt.save(run_dir / "model.npz", params, meta)
+    metrics = {"test_loss": float(result["loss"]), "test_accuracy": float(result["accuracy"]),
+               "per_class_accuracy": [_nan_to_none(a) for a in result["per_class_accuracy"]],
+               "confusion": np.asarray(result["confusion"]).tolist(), "n_test": int(result["n"]),
+               "best_epoch": int(progress["best_epoch"]), "classes": classes,
+               "epochs_run": int(progress["epoch"]), "stopped_early": bool(progress["stopped_early"])}
+    _runs.write_json(run_dir / "metrics.json", metrics)
+    per_class = "  ".join(f"{c}: {'-' if a is None else format(a, '.4f')}"
+                          for c, a in zip(classes, metrics["per_class_accuracy"]))
+    output.event("test", f"Test - loss: {metrics['test_loss']:.4f} - acc: {metrics['test_accuracy']:.4f} "
+                         f"({metrics['n_test']} rows)\nPer-class accuracy: {per_class}",
+                 {k: metrics[k] for k in ("test_loss", "test_accuracy", "per_class_accuracy", "n_test")})
+    if output.quiet and output.log == "text":
+        output.event("test", f"test accuracy {metrics['test_accuracy']:.4f} - run folder {run_dir}", {},
+                     always=True)
+    if plots:
+        _draw_report(run_dir, test=test, params=params, norm_stage=norm_stage, classes=classes, output=output)
+    output.note(f"fnn train: saved {run_dir}")
+    return 0
+
+
+def _nan_to_none(value) -> float | None:
+    """JSON has no NaN: a class without test rows has accuracy None."""
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def predict_proba_batches(params, chunk, norm_stage) -> np.ndarray:
+    """(n, n_classes) probabilities of a whole chunk, computed batch by batch."""
+    parts = [fnn.predict_proba(params, b.x) for b in _data.eval_batches(chunk, norm_stage)]
+    return np.concatenate(parts) if parts else np.zeros((0, _data.N_CLASSES), np.float32)
+
+
+def _draw_report(run_dir, *, test, params, norm_stage, classes, output) -> bool:
+    """Draw plots/ with functional_nn.report when the plot extra is installed; never fails the run."""
+    from functional_nn import report
+    if not report.have_plotting():
+        output.warn(f"fnn train: no plots: {report.PLOT_EXTRA_HINT}")
+        return False
+    if test.x.shape[1] != IMAGE_SHAPE[0] * IMAGE_SHAPE[1]:
+        output.note(f"fnn train: no plots (they need 28x28 images, the data has {test.x.shape[1]} features)")
+        return False
+    probs = predict_proba_batches(params, test, norm_stage)
+    try:
+        report.write_report(run_dir, x_test=test.x, y_test=test.y, probs=probs,
+                            first_layer_w=np.asarray(params[0].w), classes=classes, image_shape=IMAGE_SHAPE)
+    except (report.ReportError, ImportError) as e:
+        output.warn(f"fnn train: plots not drawn: {e}")
+        return False
+    output.note(f"fnn train: pictures in {run_dir / 'plots'} (open report.html)")
+    return True

@@ -1,0 +1,191 @@
+"""`fnn train` runs: resume after SIGINT is bitwise exact, divergence stops cleanly, resume rules."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from functional_nn import checkpoint, tree_leaves
+from functional_nn.cli import main
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_digits(path, n, seed):
+    templates = (np.random.default_rng(1234).random((10, 784)) < 0.15) * 200
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, n)
+    x = np.clip(templates[y] + rng.integers(0, 60, (n, 784)), 0, 255).astype(np.uint8)
+    np.savetxt(path, np.column_stack([y, x]), fmt="%d", delimiter=",")
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("digits")
+    return {"train": write_digits(root / "train.csv", 1200, 1), "test": write_digits(root / "test.csv", 100, 2),
+            "cache": root / "cache"}
+
+
+def base_args(data, run, *extra):
+    return ["train", "--train", str(data["train"]), "--test", str(data["test"]), "--data-dir", str(data["cache"]),
+            "--out", str(run), "--no-plots", *extra]
+
+
+def assert_params_bitwise_equal(path_a, path_b):
+    a, b = checkpoint.load(path_a).params, checkpoint.load(path_b).params
+    leaves_a, leaves_b = tree_leaves(a), tree_leaves(b)
+    assert len(leaves_a) == len(leaves_b)
+    for x, y in zip(leaves_a, leaves_b):
+        assert x.dtype == y.dtype
+        np.testing.assert_array_equal(x, y)
+
+
+# Dropout and random shifts on, so the resumed run must also replay the per-batch randomness exactly.
+# 1080 training rows at batch 4: 270 batches per epoch.
+RESUME_SETTINGS = ["--hidden", "64", "32", "--epochs", "3", "--batch-size", "4", "--dropout", "0.2",
+                   "--augment-shift", "1", "--seed", "5"]
+STEPS_PER_EPOCH = 270
+
+# Runs the real command in a subprocess that sends itself `sig` just before its `at`-th training step, so
+# the signal lands at an exact, repeatable place (the real handler, checkpoint and exit path run).
+SIGNAL_AT_STEP = """
+import os, sys
+import functional_nn
+from functional_nn.cli import main
+sig, at = int(sys.argv[1]), int(sys.argv[2])
+make = functional_nn.make_train_step
+def make_train_step(*args, **kwargs):
+    step, count = make(*args, **kwargs), [0]
+    def counted(*a):
+        count[0] += 1
+        if count[0] == at:
+            os.kill(os.getpid(), sig)
+        return step(*a)
+    return counted
+functional_nn.make_train_step = make_train_step
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+@pytest.fixture(scope="module")
+def straight(data, tmp_path_factory):
+    run = tmp_path_factory.mktemp("straight") / "run"
+    assert main(base_args(data, run, *RESUME_SETTINGS, "--quiet")) == 0
+    return run
+
+
+def assert_resumes_to(straight, run):
+    assert not (run / "model.npz").exists() and not (run / "metrics.json").exists()
+    resumed = subprocess.run([sys.executable, "-m", "functional_nn.cli", "train", "--resume", str(run)],
+                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_params_bitwise_equal(straight / "model.npz", run / "model.npz")
+    assert_params_bitwise_equal(straight / "last.npz", run / "last.npz")
+    hist_a = (straight / "history.csv").read_text().splitlines()
+    hist_b = (run / "history.csv").read_text().splitlines()
+    drop_seconds = lambda rows: [r.rsplit(",", 1)[0] for r in rows]   # noqa: E731
+    assert drop_seconds(hist_a) == drop_seconds(hist_b)
+    metrics_a = json.loads((straight / "metrics.json").read_text())
+    metrics_b = json.loads((run / "metrics.json").read_text())
+    assert metrics_a["test_accuracy"] == metrics_b["test_accuracy"]
+
+
+@pytest.mark.parametrize("sig, at, code, position", [
+    (signal.SIGINT, STEPS_PER_EPOCH + 41, 130, (1, 41)),      # inside epoch 2: 40 batches done, then 1 more
+    (signal.SIGTERM, 2 * STEPS_PER_EPOCH, 143, (2, 0)),       # during the last batch of epoch 2
+])
+def test_resume_after_a_signal_at_an_exact_batch_is_bitwise_equal(data, straight, tmp_path, sig, at, code,
+                                                                   position):
+    run = tmp_path / "interrupted"
+    cmd = [sys.executable, "-c", SIGNAL_AT_STEP, str(int(sig)), str(at), *base_args(data, run, *RESUME_SETTINGS)]
+    result = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"Resume with: fnn train --resume {run}" in result.stderr
+    progress = checkpoint.load(run / "last.npz").meta["progress"]
+    assert (progress["epoch"], progress["batch"]) == position   # the batch in flight was finished first
+    assert_resumes_to(straight, run)
+
+
+def test_resume_after_sigint_from_outside_is_bitwise_equal(data, tmp_path):
+    settings = ["--hidden", "32", "--epochs", "40", "--batch-size", "1", "--seed", "2", "--dropout", "0.1"]
+    small = {**data, "train": write_digits(tmp_path / "small.csv", 200, 4)}
+    straight_run = tmp_path / "straight"
+    assert main(base_args(small, straight_run, *settings, "--quiet")) == 0
+    run = tmp_path / "interrupted"
+    cmd = [sys.executable, "-m", "functional_nn.cli", *base_args(small, run, *settings)]
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()                 # the first epoch line: epoch 2 has begun
+    assert first.startswith("Epoch 1/40"), first + proc.stderr.read()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and f"fnn train --resume {run}" in err
+    assert_resumes_to(straight_run, run)
+
+
+def test_divergence_exits_nonzero_and_keeps_the_last_good_checkpoint(data, tmp_path, capsys):
+    run = tmp_path / "diverged"
+    status = main(base_args(data, run, "--hidden", "16", "--optimizer", "sgd", "--lr", "1e30",
+                            "--lr-schedule", "constant", "--warmup-epochs", "0", "--epochs", "3"))
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "loss became" in err and "lower --lr" in err and "epoch 1, batch" in err
+    assert "Traceback" not in err
+    last = checkpoint.load(run / "last.npz")
+    assert all(np.isfinite(leaf).all() for leaf in tree_leaves(last.params))
+    assert not (run / "model.npz").exists() and not (run / "metrics.json").exists()
+
+
+def test_resume_refuses_changed_settings_and_reports_complete_runs(data, tmp_path, capsys):
+    run = tmp_path / "done"
+    assert main(base_args(data, run, "--hidden", "16", "--epochs", "1", "--quiet")) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--lr", "0.1"]) == 2
+    assert "--lr cannot be changed" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run)]) == 0
+    assert "complete" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--quiet"]) == 0   # train further
+    assert len((run / "history.csv").read_text().splitlines()) == 3
+    assert (run / "metrics.json").is_file()
+    assert main(["train", "--resume", str(tmp_path / "missing")]) == 2
+    (run / "metrics.json").unlink()                        # stopped while writing the final files
+    (run / "model.npz").unlink()
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert (run / "metrics.json").is_file() and (run / "model.npz").is_file()
+    assert len((run / "history.csv").read_text().splitlines()) == 3
+
+
+def test_same_seed_same_model_different_seed_different_model(data, tmp_path):
+    args = ("--hidden", "16", "--epochs", "1", "--quiet")
+    assert main(base_args(data, tmp_path / "a", *args, "--seed", "3")) == 0
+    assert main(base_args(data, tmp_path / "b", *args, "--seed", "3")) == 0
+    assert main(base_args(data, tmp_path / "c", *args, "--seed", "4")) == 0
+    assert_params_bitwise_equal(tmp_path / "a" / "model.npz", tmp_path / "b" / "model.npz")
+    w_a = checkpoint.load(tmp_path / "a" / "model.npz").params[0].w
+    w_c = checkpoint.load(tmp_path / "c" / "model.npz").params[0].w
+    assert not np.array_equal(w_a, w_c)
+
+
+@pytest.mark.parametrize("extra", [
+    ["--optimizer", "nesterov", "--lr", "0.05", "--lr-schedule", "step"],
+    ["--optimizer", "adamw", "--weight-decay", "0.01", "--lr-schedule", "exponential", "--clip-norm", "1"],
+    ["--optimizer", "rmsprop", "--lr", "1e-3", "--normalize", "standardize", "--activation", "tanh",
+     "--init", "glorot", "--dtype", "float64"],
+    ["--early-stopping", "--patience", "1", "--l2", "1e-4", "--validation-fraction", "0.2"],
+    ["--validation-fraction", "0", "--hidden"],
+])
+def test_option_combinations_train_and_evaluate(data, tmp_path, extra, capsys):
+    run = tmp_path / "run"
+    assert main(base_args(data, run, "--hidden", "16", "--epochs", "2", "--quiet", *extra)) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0.3 < metrics["test_accuracy"] <= 1.0
+    assert main(["evaluate", str(run), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert report["accuracy"] == pytest.approx(metrics["test_accuracy"])

@@ -1,0 +1,59 @@
+"""scripts/train_mnist.py runs (one epoch on small data) and matches `fnn train` with the same settings."""
+
+import json
+import os
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from functional_nn.cli import main as fnn_main
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = REPO_ROOT / "scripts" / "train_mnist.py"
+
+
+def write_digits(path, n, seed):
+    templates = (np.random.default_rng(1234).random((10, 784)) < 0.15) * 200
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, n)
+    x = np.clip(templates[y] + rng.integers(0, 60, (n, 784)), 0, 255).astype(np.uint8)
+    np.savetxt(path, np.column_stack([y, x]), fmt="%d", delimiter=",")
+    return path
+
+
+FIXTURES = REPO_ROOT / "data" / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Synthetic digit-like CSVs with a few hundred rows (the committed real fixture has only 40)."""
+    root = tmp_path_factory.mktemp("digits")
+    return write_digits(root / "train.csv", 400, 1), write_digits(root / "test.csv", 100, 2)
+
+
+def test_script_one_epoch_runs_on_the_fixture_data():
+    train, test = FIXTURES / "mnist_test_40.csv", FIXTURES / "mnist40-images-idx3-ubyte.gz"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, str(SCRIPT), "--epochs", "1", "--train", str(train),
+                             "--test", str(test)], cwd=REPO_ROOT, capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Epoch 1/1 - loss: ") and lines[-1].startswith("Test - loss: ")
+
+
+def test_script_matches_fnn_train_with_the_same_settings(files, tmp_path, capsys):
+    train, test = files
+    script_main = runpy.run_path(str(SCRIPT), run_name="train_mnist")["main"]
+    settings = ["--epochs", "2", "--hidden", "32", "--seed", "3", "--batch-size", "64", "--lr", "0.002"]
+    result = script_main(["--train", str(train), "--test", str(test), *settings])
+    run = tmp_path / "run"
+    assert fnn_main(["train", "--train", str(train), "--test", str(test), "--out", str(run), "--no-plots",
+                     "--data-dir", str(tmp_path / "cache"), "--quiet", *settings]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test_accuracy"] == result["accuracy"]          # same split, batches and steps: identical
+    assert metrics["test_loss"] == pytest.approx(result["loss"], rel=1e-12)
