@@ -116,8 +116,11 @@ def _rate(learning_rate: float | Schedule, step: np.int64) -> float:
 # moments) with a ``tree_map`` per quantity, then ``apply_updates`` allocates the sums. When the caller has just
 # allocated the gradients itself (backprop did), the step can end in those arrays instead. Optimizers that support
 # this carry a ``_Fused`` record as an attribute of their ``update`` function (so ``Optimizer`` stays the plain
-# ``(init, update)`` pair); its ``apply`` runs the same per-leaf arithmetic as ``update`` + ``apply_updates``, in the
-# same order, so the result is bitwise the same (tests/test_fast_step.py checks that against a plain reference).
+# ``(init, update)`` pair). Its ``apply`` runs the per-leaf arithmetic of ``update`` + ``apply_updates``: for
+# momentum in the same order (bitwise the same result); SGD and Adam also fold a constant into backprop's output
+# delta (``grad_scale``), one pass fewer per parameter, same maths to rounding. tests/test_fast_step.py checks both
+# against references. Measured by scripts/bench.py: the step then costs its matrix products plus the unavoidable
+# elementwise passes (Adam: 11 passes over every parameter, about 0.15 s of a 784-256-128-10 MNIST epoch).
 
 
 class _Fused(NamedTuple):

@@ -1,4 +1,8 @@
-"""Training step by composition (gradient, optimizer update, apply) and evaluation over batches."""
+"""Training step by composition (gradient, optimizer update, apply) and evaluation over batches.
+
+Optimizers that carry a fused step (``optimizer.update.fused``: sgd, momentum, adam, adamw) skip the separate
+``update`` + ``apply_updates`` passes; the result is the same (see :class:`functional_nn.optim._Fused`).
+"""
 
 from __future__ import annotations
 
@@ -57,8 +61,9 @@ def train_step(
         masks = dropout_masks(rng, params, len(x), rate=dropout, dtype=params[0].w.dtype)
     fused = getattr(optimizer.update, "fused", None)
     if fused is not None and type(params) is tuple and all(type(layer) is Dense for layer in params):
-        # Fast path, same numbers: backprop's gradient arrays are ours (just allocated), so the optimizer ends the
-        # step in them (see optim._Fused) instead of allocating updates, then sums, with a tree_map each.
+        # Fast path, same maths (bitwise or to rounding: see optim._Fused and tests/test_fast_step.py): backprop's
+        # gradient arrays are ours (just allocated), so the optimizer ends the step in them, instead of allocating
+        # updates, then sums, with a tree_map each. Nothing passed in is written.
         scale = 1.0 if fused.grad_scale is None else fused.grad_scale(opt_state)
         value, grad_leaves, logits = _backprop(params, x, y, l2=l2, masks=masks, scale=scale)
         params, opt_state = fused.apply(grad_leaves, opt_state, params, partial(_rebuild, params))
