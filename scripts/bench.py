@@ -27,6 +27,9 @@ Rows timed per configuration, each one MNIST epoch (60000 rows, 469 steps):
 - ``sklearn``: ``MLPClassifier.partial_fit`` for one epoch (same sizes, solver, learning rate, batch size, no L2);
   it shuffles with its own generator and gets the whole float32 array pre-scaled (outside the timing).
 
+Before each timed run the harness sleeps 0.15 s so that idle BLAS / OpenMP workers of the previous contender stop
+spinning. Epoch times on a shared machine have outliers: compare the minima and the per-round (paired) ratios too.
+
 Data rows: the first parse of the CSV (``pipelines.io.read_arrays`` into an empty cache) against
 ``np.loadtxt(dtype=np.uint8)``, and the cached reload. Finally the peak resident memory and wall time of a default
 ``fnn train`` in a subprocess (skipped, with a note, when the command is missing or in ``--quick``).
@@ -142,8 +145,9 @@ def tune_malloc() -> str | None:
     A pure training step allocates its new parameters and optimizer moments (about 1 MB per step for 784-256-128-10
     with Adam) and frees the previous ones. glibc's defaults give big blocks back to the OS (``munmap``, heap trim)
     and the next step page-faults them in again: 180-280 minor faults per step here. Fixing the two thresholds
-    (``mallopt``) keeps that memory in the heap for reuse. Process-wide, so it is done here, at the edge (and by
-    ``fnn train``), never in the library.
+    (``mallopt``) keeps that memory in the heap for reuse. Process-wide, so it belongs at an edge, never in the
+    library; ``--malloc tuned`` only (measured: 180-280 faults per step become ~1, but ``fnn train`` wall time did
+    not change beyond the noise, so the default leaves glibc as it is).
     """
     if not sys.platform.startswith("linux"):
         return None
@@ -669,9 +673,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--no-peers", action="store_true", help="skip torch and scikit-learn")
     p.add_argument("--no-train", action="store_true", help="skip the fnn train memory/time measurement")
     p.add_argument("--train-args", default="", help="extra arguments for the measured `fnn train`")
-    p.add_argument("--malloc", choices=("tuned", "default"), default="tuned",
-                   help="tuned (default): keep freed memory in the heap (glibc mallopt, as fnn train does);"
-                        " default: glibc's own thresholds")
+    p.add_argument("--malloc", choices=("default", "tuned"), default="default",
+                   help="default: glibc as it is (as fnn train runs); tuned: keep freed memory in the heap"
+                        " (mallopt thresholds; an experiment: fewer page faults per step, no clear gain in fnn train)")
     args = p.parse_args(argv)
     if args.rounds < 1:
         p.error("--rounds must be at least 1")
