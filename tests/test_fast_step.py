@@ -46,6 +46,7 @@ FUSED = {
     "adam": lambda: adam(1e-2),
     "adam_schedule": lambda: adam(warmup_cosine(3e-3, warmup_steps=2, decay_steps=10)),
     "adamw": lambda: adamw(1e-2, weight_decay=0.1),
+    "adam_b2_zero": lambda: adam(1e-2, b2=0.0),  # nothing to fold (c would divide by b2): bitwise path
 }
 UNFUSED = {
     "rmsprop": lambda: rmsprop(1e-2),
