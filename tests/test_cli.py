@@ -240,7 +240,7 @@ def test_predict_csv_with_and_without_labels(trained, data, tmp_path, capsys):
     unlabelled = write_csv(tmp_path / "rows.csv", 4, 2, label=False)
     assert main(["predict", str(trained), str(unlabelled)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 4 and lines[0].startswith(f"{unlabelled}:1: ")
+    assert len(lines) == 4 and lines[0].startswith(f"{unlabelled}:2: ")    # the header is line 1
     assert lines[0].count("%") == 3
     assert main(["predict", str(trained), str(data["test"]), "--json", "--top", "2"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -248,6 +248,22 @@ def test_predict_csv_with_and_without_labels(trained, data, tmp_path, capsys):
     first = result["predictions"][0]
     assert len(first["top"]) == 2 and first["label"] == first["top"][0]["label"] and "true" in first
     assert sum(t["probability"] for t in first["top"]) <= 1 + 1e-6
+
+
+def test_predict_names_the_real_file_line_of_each_row(trained, tmp_path, capsys):
+    x, y = synthetic_digits(3, 5)
+    rows = [",".join(map(str, [label, *pixels])) for label, pixels in zip(y, x)]
+    with_header = tmp_path / "with_header.csv"
+    with_header.write_text("\n".join([HEADER, rows[0], "", rows[1], rows[2]]) + "\n")   # a blank line 3
+    headerless = tmp_path / "headerless.csv"
+    headerless.write_text("\n".join(rows) + "\n")
+    assert main(["predict", str(trained), str(with_header), str(headerless), "--json"]) == 0
+    names = [p["input"] for p in json.loads(capsys.readouterr().out)["predictions"]]
+    assert names == [f"{with_header}:2", f"{with_header}:4", f"{with_header}:5",
+                     f"{headerless}:1", f"{headerless}:2", f"{headerless}:3"]
+    assert main(["predict", str(trained), str(FIXTURES / "mnist40-images-idx3-ubyte"), "--json"]) == 0
+    names = [p["input"] for p in json.loads(capsys.readouterr().out)["predictions"]]
+    assert names[0] == f"{FIXTURES / 'mnist40-images-idx3-ubyte'}#1" and len(names) == 40
 
 
 def test_predict_image(trained, tmp_path, capsys):
