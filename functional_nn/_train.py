@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import math
+import os
 import platform
 import signal
 import sys
@@ -204,6 +205,7 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
                                  "to continue it or --overwrite to replace it")
             raise UsageError(f"--out {run_dir}: the folder is not empty; pass --overwrite to write into it")
         state = None
+        settings = absolute_paths(settings)
 
     train_all, test, sha, data_name = _data.load_train_test(settings, progress=output.note)
     n_features = train_all.x.shape[1]
@@ -288,6 +290,19 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
                    plots=plots, output=output)
 
 
+PATH_SETTINGS = ("train", "test", "data_dir")
+
+
+def absolute_paths(settings: Mapping) -> dict:
+    """The settings with their file and folder paths made absolute, so that config.json works from any folder.
+
+    >>> absolute_paths({"train": None, "test": "/d/t.csv", "data_dir": "/data", "lr": 0.1})
+    {'train': None, 'test': '/d/t.csv', 'data_dir': '/data', 'lr': 0.1}
+    """
+    return {k: (os.path.abspath(v) if k in PATH_SETTINGS and v is not None else v)
+            for k, v in settings.items()}
+
+
 def _resume_state(run_dir: Path, given: Mapping):
     """(settings, state) of a run to resume; state None when there is nothing left to do."""
     if not (run_dir / "config.json").is_file():
@@ -303,7 +318,7 @@ def _resume_state(run_dir: Path, given: Mapping):
         settings = _runs.read_json(run_dir / "config.json")
     except ValueError as e:
         raise UsageError(f"--resume {e}") from None
-    settings.update({k: given[k] for k in RESUMABLE if k in given})
+    settings.update(absolute_paths({k: given[k] for k in RESUMABLE if k in given}))
     last = ckpt.load(run_dir / "last.npz")
     progress = last.meta.get("progress")
     if progress is None or last.opt_state is None:

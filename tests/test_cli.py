@@ -177,6 +177,25 @@ def test_train_writes_a_complete_run_folder(trained, data):
     assert meta["sizes"] == [784, 32, 10]
 
 
+def test_a_run_made_with_relative_paths_works_from_another_folder(data, tmp_path, monkeypatch, capsys):
+    work = tmp_path / "work"
+    (work / "d").mkdir(parents=True)
+    for name in ("train", "test"):
+        (work / "d" / f"{name}.csv").write_bytes(data[name].read_bytes())
+    monkeypatch.chdir(work)
+    assert main(["train", "--train", "d/train.csv", "--test", "d/test.csv", "--out", "run", "--quiet",
+                 "--data-dir", "cache", *FAST, "--epochs", "1"]) == 0
+    config = json.loads((work / "run" / "config.json").read_text())
+    assert config["test"] == str(work / "d" / "test.csv") and config["data_dir"] == str(work / "cache")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["evaluate", str(work / "run"), "--json"]) == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["n"] == 100
+    assert not (elsewhere / "cache").exists()
+
+
 def test_existing_run_folder_is_not_overwritten(trained, data, capsys):
     before = (trained / "model.npz").read_bytes()
     status = main(train_args(data, "--out", str(trained)))
