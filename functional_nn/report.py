@@ -856,6 +856,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp files are private (0o600)
         os.replace(tmp, path)
     except BaseException:
         try:

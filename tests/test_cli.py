@@ -354,6 +354,9 @@ def test_train_draws_the_report_and_fnn_report_redraws_it(data, tmp_path, capsys
     printed = capsys.readouterr().out.splitlines()
     assert {Path(p).name for p in printed} == set(names)
     assert all((out / name).is_file() for name in names)
+    written = [p for p in [*run.rglob("*"), *(data["dir"] / "cache").rglob("*")] if p.is_file()]
+    private = [str(p) for p in written if p.stat().st_mode & 0o044 != 0o044]
+    assert not private, f"not readable by others (mkstemp's 0o600): {private}"
 
 
 def test_report_errors_are_one_line(trained, tmp_path, capsys):
