@@ -223,7 +223,8 @@ def _train(args) -> int:
         check(settings, sources)
         for key in ("train", "test"):
             if settings[key] is not None and not Path(settings[key]).is_file():
-                raise UsageError(f"{sources.get(key, '--' + key)} {settings[key]}: no such file")
+                raise UsageError(f"{sources.get(key, '--' + key)} {settings[key]}: "
+                                 f"{_data.missing_file(settings[key])}")
     if args.dry_run:
         print(json.dumps(settings, indent=2))
         print(f"fnn train: dry run: nothing trained; the run folder would be "
@@ -342,7 +343,7 @@ def _predict_rows(path: str, n_features: int):
     """(x uint8, y or None, names) for a CSV / IDX input, with or without a label column."""
     p = Path(path)
     if not p.is_file():
-        raise UsageError(f"{path}: no such file")
+        raise UsageError(f"{path}: {_data.missing_file(p)}")
     if "idx" in p.name.lower():
         chunk = pl_io.read_arrays(p)
     else:

@@ -39,6 +39,8 @@ def load_gray(path: str | Path) -> np.ndarray:
     """
     image_mod = _pil()
     path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, not a file")
     try:
         with image_mod.open(path) as im:
             im.load()

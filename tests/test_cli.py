@@ -285,6 +285,16 @@ def test_predict_names_the_real_file_line_of_each_row(trained, tmp_path, capsys)
     assert names[0] == f"{FIXTURES / 'mnist40-images-idx3-ubyte'}#1" and len(names) == 40
 
 
+def test_a_folder_given_as_a_file_is_named_as_a_folder(trained, data, tmp_path, capsys):
+    folder = tmp_path / "digits.png"
+    folder.mkdir()
+    for argv in (["train", "--train", str(tmp_path), "--test", str(data["test"]), "--out", str(tmp_path / "r")],
+                 ["evaluate", str(trained), "--test", str(tmp_path)],
+                 ["predict", str(trained), str(tmp_path)],
+                 ["predict", str(trained), str(folder)]):
+        assert_one_line_error(main(argv), capsys, contains="is a folder, not a file")
+
+
 def test_predict_image(trained, tmp_path, capsys):
     PIL = pytest.importorskip("PIL.Image")
     canvas = np.full((80, 60), 255, np.uint8)
