@@ -277,6 +277,9 @@ def _test_set(args, run_dir: Path) -> tuple:
         return ds.test, f"{name} test set", name
     if config.get("test"):
         return _data.read_labelled(config["test"], data_dir=data_dir)[0], config["test"], None
+    if not (run_dir / "config.json").is_file():
+        raise UsageError(f"{run_dir / 'config.json'}: missing, so the run's test set is unknown; "
+                         "pass --dataset NAME or --test PATH")
     raise UsageError(f"{run_dir}: no test set recorded in config.json; pass --dataset NAME or --test PATH")
 
 

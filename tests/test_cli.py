@@ -369,6 +369,16 @@ def test_train_draws_the_report_and_fnn_report_redraws_it(data, tmp_path, capsys
     assert not private, f"not readable by others (mkstemp's 0o600): {private}"
 
 
+def test_a_run_without_config_json_says_it_is_missing(trained, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("model.npz", "history.csv", "metrics.json"):
+        (run / name).write_bytes((trained / name).read_bytes())
+    for command in ("evaluate", "report"):
+        line = assert_one_line_error(main([command, str(run)]), capsys, contains=str(run / "config.json"))
+        assert "missing" in line
+
+
 def test_report_errors_are_one_line(trained, tmp_path, capsys):
     assert_one_line_error(main(["report", str(tmp_path / "nothing")]), capsys, contains="nothing")
     unfinished = tmp_path / "unfinished"
