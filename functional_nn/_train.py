@@ -34,6 +34,9 @@ from pipelines.augment import random_shift
 IMAGE_SHAPE = (28, 28)
 
 
+FINAL_EVENTS = frozenset({"test", "diverged", "interrupted"})
+
+
 class Output:
     """Where the command's lines go: results on stdout (text or JSON lines), notes on stderr."""
 
@@ -52,8 +55,13 @@ class Output:
         print(text, file=self.stderr, flush=True)
 
     def event(self, kind: str, text: str | None, data: Mapping, *, always: bool = False) -> None:
-        """One result: a JSON line with ``"event": kind`` (--log json) or ``text`` (unless --quiet)."""
+        """One result: a JSON line with ``"event": kind`` (--log json) or ``text`` (unless --quiet).
+
+        With --quiet only the final events (the test result, a divergence, an interruption) are printed.
+        """
         if self.log == "json":
+            if self.quiet and not always and kind not in FINAL_EVENTS:
+                return
             print(json.dumps({"event": kind, **data}), file=self.stdout, flush=True)
         elif text is not None and (always or not self.quiet):
             print(text, file=self.stdout, flush=True)

@@ -222,6 +222,13 @@ def test_log_json_and_quiet(data, tmp_path, capsys):
     assert captured.err == ""
 
 
+def test_quiet_json_log_prints_only_the_final_event(data, tmp_path, capsys):
+    assert main(train_args(data, "--out", str(tmp_path / "qj"), "--log", "json", "--quiet")) == 0
+    captured = capsys.readouterr()
+    events = [json.loads(line) for line in captured.out.splitlines()]
+    assert [e["event"] for e in events] == ["test"] and captured.err == ""
+
+
 def test_text_epoch_lines_are_keras_style(data, tmp_path, capsys):
     assert main(train_args(data, "--out", str(tmp_path / "t"))) == 0
     lines = capsys.readouterr().out.splitlines()
