@@ -359,8 +359,8 @@ def _predict_rows(path: str, n_features: int):
             raise UsageError(f"{path}:1: {fields} fields per row, but the model expects {n_features} "
                             f"(or {n_features + 1} with a label first)")
     _data.check_width(chunk, n_features, path)
-    if "idx" in p.name.lower():                    # IDX has no lines: name the record (from 1)
-        return chunk.x, chunk.y, [f"{path}#{i + 1}" for i in range(len(chunk.x))]
+    if "idx" in p.name.lower():                    # IDX has no lines: the record, 0-based, as in DataError
+        return chunk.x, chunk.y, [f"{path}: item {i}" for i in range(len(chunk.x))]
     lines = csv_data_lines(p)
     if len(lines) != len(chunk.x):                 # cannot happen for a file read_arrays accepted
         lines = list(range(1, len(chunk.x) + 1))

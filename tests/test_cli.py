@@ -289,7 +289,7 @@ def test_predict_names_the_real_file_line_of_each_row(trained, tmp_path, capsys)
                      f"{headerless}:1", f"{headerless}:2", f"{headerless}:3"]
     assert main(["predict", str(trained), str(FIXTURES / "mnist40-images-idx3-ubyte"), "--json"]) == 0
     names = [p["input"] for p in json.loads(capsys.readouterr().out)["predictions"]]
-    assert names[0] == f"{FIXTURES / 'mnist40-images-idx3-ubyte'}#1" and len(names) == 40
+    assert names[0] == f"{FIXTURES / 'mnist40-images-idx3-ubyte'}: item 0" and len(names) == 40
 
 
 def test_a_folder_given_as_a_file_is_named_as_a_folder(trained, data, tmp_path, capsys):
