@@ -454,12 +454,27 @@ def _predict(args) -> int:
         print(json.dumps({"predictions": results, **({"accuracy": accuracy} if labelled else {})}))
         return 0
     for r in results:
-        tops = ", ".join(f"{t['label']} {t['probability']:.1%}" for t in r["top"])
+        tops = ", ".join(f"{t['label']} {percent(t['probability'])}" for t in r["top"])
         truth = f"  [true {r['true']}{'' if r['true'] == r['label'] else ', wrong'}]" if "true" in r else ""
         print(f"{r['input']}: {r['label']}  ({tops}){truth}")
     if labelled:
         print(f"accuracy on the {len(labelled)} labelled rows: {accuracy:.4f}")
     return 0
+
+
+def percent(p: float) -> str:
+    """A probability as a percentage with one decimal, never rounded to a certain 0% or 100%.
+
+    >>> percent(0.25), percent(0.0), percent(1e-5), percent(0.99999), percent(1.0)
+    ('25.0%', '0%', '<0.1%', '>99.9%', '100%')
+    """
+    if p <= 0.0 or p >= 1.0:
+        return f"{p:.0%}"
+    if p < 0.0005:
+        return "<0.1%"
+    if p >= 0.9995:
+        return ">99.9%"
+    return f"{p:.1%}"
 
 
 def _report(args) -> int:

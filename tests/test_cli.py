@@ -319,6 +319,11 @@ def test_predict_wrong_width_csv(trained, tmp_path, capsys):
     assert_one_line_error(main(["predict", str(trained), str(narrow)]), capsys, contains="narrow.csv")
 
 
+def test_predict_text_never_shows_a_rounded_0_or_100_percent():
+    from functional_nn.cli import percent
+    assert [percent(p) for p in (0.9999999, 1e-7, 0.5, 0.0)] == [">99.9%", "<0.1%", "50.0%", "0%"]
+
+
 def test_confusion_table_shape():
     text = confusion_table(np.arange(9).reshape(3, 3), ["a", "b", "c"])
     assert len(text.splitlines()) == 5
