@@ -482,10 +482,10 @@ def _report(args) -> int:
     if not report.have_plotting():
         raise UsageError(report.PLOT_EXTRA_HINT)
     run_dir = Path(args.run_dir)
-    params, meta = load_run_model(run_dir, args.checkpoint)
-    if not _runs.is_complete(run_dir):
+    if run_dir.is_dir() and not _runs.is_complete(run_dir):   # before the model: report needs a finished run
         raise UsageError(f"{run_dir / 'metrics.json'}: missing: the run did not finish (resume it with "
                          f"fnn train --resume {run_dir})")
+    params, meta = load_run_model(run_dir, args.checkpoint)
     chunk, where, _ = _test_set(args, run_dir)
     _data.check_width(chunk, meta["sizes"][0], where)
     norm = _data.normalizer(meta["normalization"], meta.get("dtype", "float32"))

@@ -391,6 +391,16 @@ def test_a_run_without_config_json_says_it_is_missing(trained, tmp_path, capsys)
         assert "missing" in line
 
 
+def test_report_of_an_unfinished_run_does_not_suggest_checkpoint_last(trained, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    run = tmp_path / "unfinished"
+    run.mkdir()
+    for name in ("config.json", "history.csv", "last.npz"):
+        (run / name).write_bytes((trained / name).read_bytes())
+    line = assert_one_line_error(main(["report", str(run)]), capsys, contains="metrics.json")
+    assert "--resume" in line and "--checkpoint" not in line
+
+
 def test_report_errors_are_one_line(trained, tmp_path, capsys):
     assert_one_line_error(main(["report", str(tmp_path / "nothing")]), capsys, contains="nothing")
     unfinished = tmp_path / "unfinished"
