@@ -317,15 +317,17 @@ def _resume_state(run_dir: Path, given: Mapping):
         raise UsageError(f"--resume {run_dir}: no config.json there (not a run folder)")
     if not (run_dir / "last.npz").is_file():
         raise UsageError(f"--resume {run_dir}: no last.npz there (nothing to resume)")
-    bad = sorted(k for k in given if k not in RESUMABLE and k not in ("config",))
-    if bad:
-        raise UsageError(f"{flag_name(bad[0])} cannot be changed with --resume (the run's settings are in "
-                         f"{run_dir / 'config.json'}; only "
-                         f"{', '.join(sorted(map(flag_name, RESUMABLE)))} may be given)")
     try:
         settings = _runs.read_json(run_dir / "config.json")
     except ValueError as e:
         raise UsageError(f"--resume {e}") from None
+    recorded = absolute_paths(settings)
+    bad = sorted(k for k in given if k not in RESUMABLE and k not in ("config",)
+                 and absolute_paths({k: given[k]})[k] != recorded.get(k))       # the same value may be repeated
+    if bad:
+        raise UsageError(f"{flag_name(bad[0])} cannot be changed with --resume (the run has "
+                         f"{json.dumps(settings.get(bad[0]))} in {run_dir / 'config.json'}; only "
+                         f"{', '.join(sorted(map(flag_name, RESUMABLE)))} may be changed)")
     settings.update(absolute_paths({k: given[k] for k in RESUMABLE if k in given}))
     last = ckpt.load(run_dir / "last.npz")
     progress = last.meta.get("progress")

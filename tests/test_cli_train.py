@@ -162,6 +162,20 @@ def test_resume_refuses_changed_settings_and_reports_complete_runs(data, tmp_pat
     assert len((run / "history.csv").read_text().splitlines()) == 3
 
 
+def test_resume_accepts_the_run_settings_repeated_unchanged(data, tmp_path, capsys):
+    run = tmp_path / "again"
+    config = tmp_path / "run.toml"
+    config.write_text("hidden = [16]\nlr = 0.002\n")
+    assert main(base_args(data, run, "--config", str(config), "--epochs", "1", "--quiet")) == 0
+    capsys.readouterr()
+    repeated = [a for a in base_args(data, run) if a not in ("--out", str(run))]
+    assert main([*repeated, "--config", str(config), "--resume", str(run), "--epochs", "2", "--quiet"]) == 0, \
+        capsys.readouterr().err
+    assert len((run / "history.csv").read_text().splitlines()) == 3
+    assert main(["train", "--resume", str(run), "--hidden", "32"]) == 2
+    assert "--hidden cannot be changed with --resume (the run has [16]" in capsys.readouterr().err
+
+
 def test_same_seed_same_model_different_seed_different_model(data, tmp_path):
     args = ("--hidden", "16", "--epochs", "1", "--quiet")
     assert main(base_args(data, tmp_path / "a", *args, "--seed", "3")) == 0
