@@ -727,10 +727,23 @@ def _draw_mistakes(run: Run, chosen: np.ndarray, images: np.ndarray, y_test: np.
         for spine in ax.spines.values():
             spine.set_edgecolor(_WRONG_COLOR)
             spine.set_linewidth(2)
-    shown = f"top {len(chosen)} of {n_wrong}" if len(chosen) < n_wrong else f"all {n_wrong}"
-    fig.suptitle(f"Most confident mistakes: {run.name}\n"
-                 f"{shown} wrong on {len(y_test)} test images, most confident first")
+    fig.suptitle(f"Most confident mistakes: {run.name}\n{mistakes_subtitle(len(chosen), n_wrong, len(y_test))}")
     return _png_bytes(fig)
+
+
+def mistakes_subtitle(n_shown: int, n_wrong: int, n_test: int) -> str:
+    """The second title line of mistakes.png.
+
+    >>> mistakes_subtitle(25, 158, 10000)
+    'the 25 most confident of 158 wrong predictions on 10000 test images'
+    >>> mistakes_subtitle(3, 3, 40), mistakes_subtitle(1, 1, 40)
+    ('all 3 wrong predictions on 40 test images, most confident first', 'the only wrong prediction on 40 test images')
+    """
+    if n_wrong == 1:
+        return f"the only wrong prediction on {n_test} test images"
+    if n_shown < n_wrong:
+        return f"the {n_shown} most confident of {n_wrong} wrong predictions on {n_test} test images"
+    return f"all {n_wrong} wrong predictions on {n_test} test images, most confident first"
 
 
 def _draw_filters(run: Run, first_layer_w: np.ndarray, image_shape: tuple[int, int]) -> bytes:
