@@ -467,12 +467,21 @@ def _require_plotting():
     return matplotlib
 
 
+def _figsize(pixels: tuple[int, int]) -> tuple[float, float]:
+    """Inches for a (width, height) in pixels at DPI. The 0.01-pixel margin keeps e.g. 460 / 100 * 100 =
+    459.99999999999994 from becoming 459 pixels in matplotlib versions that truncate instead of rounding.
+
+    >>> [int(v * DPI) for v in _figsize((900, 460))]
+    [900, 460]
+    """
+    return tuple((p + 0.01) / DPI for p in pixels)
+
+
 def _figure(name: str):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    width, height = SIZES[name]
-    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=_figsize(SIZES[name]), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
@@ -547,8 +556,7 @@ def _draw_gif(run: Run) -> bytes:
     from matplotlib.figure import Figure
     from PIL import Image
 
-    width, height = SIZES["training.gif"]
-    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=_figsize(SIZES["training.gif"]), dpi=DPI, layout="constrained")
     canvas = FigureCanvasAgg(fig)
     history = run.history
     # The final axes limits from the start, so each frame only adds to the last (small GIF deltas).
