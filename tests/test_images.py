@@ -76,6 +76,18 @@ def test_dark_on_light_equals_light_on_dark():
 
 
 @needs_pil
+def test_unevenly_lit_paper_is_removed_like_even_paper():
+    even = stroke_canvas(90, 70, 15, 20, 60, 10, ink=40, paper=200)
+    light = np.linspace(-45, 25, 70)[None, :]                       # a photo lit from the right
+    uneven = np.clip(even.astype(np.float64) + light * (even > 100), 0, 255).astype(np.uint8)
+    a, b = mnist_style(even), mnist_style(uneven)
+    assert ink_box(b, level=40) == ink_box(a, level=40)             # cropped to the digit, not to the shadow
+    assert (b > 40).sum() <= 1.2 * (a > 40).sum()                    # and the shadow is not drawn as ink
+    cy, cx = centre_of_mass(b)
+    assert abs(cy - 13.5) <= 1.0 and abs(cx - 13.5) <= 1.0
+
+
+@needs_pil
 def test_aspect_ratio_is_kept():
     tall = mnist_style(stroke_canvas(100, 100, 10, 40, 80, 10))    # 80 tall, 20 wide
     bh, bw = ink_box(tall, level=64)
