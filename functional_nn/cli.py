@@ -17,7 +17,7 @@ import numpy as np
 from functional_nn import _data, _runs
 from functional_nn import checkpoint as ckpt
 from functional_nn._settings import DEFAULTS, OPTIMIZERS, PRESETS, SCHEDULES, UsageError, check, read_toml, resolve
-from functional_nn._train import Output, _nan_to_none, predict_proba_batches, train_command
+from functional_nn._train import Output, _nan_to_none, absolute_paths, predict_proba_batches, train_command
 from functional_nn.images import ImageError, is_image_path, load_gray, mnist_style
 from pipelines import DataError, FetchError
 from pipelines import datasets as pl_datasets
@@ -225,6 +225,7 @@ def _train(args) -> int:
             if settings[key] is not None and not Path(settings[key]).is_file():
                 raise UsageError(f"{sources.get(key, '--' + key)} {settings[key]}: "
                                  f"{_data.missing_file(settings[key])}")
+        settings = absolute_paths(settings)                 # as config.json will record them
     if args.dry_run:
         print(json.dumps(settings, indent=2))
         print(f"fnn train: dry run: nothing trained; the run folder would be "

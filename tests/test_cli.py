@@ -158,6 +158,16 @@ def test_dry_run_writes_nothing(capsys, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_dry_run_prints_the_settings_config_json_records(data, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(data["dir"])
+    relative = ["train", "--train", "train.csv", "--test", "test.csv", "--data-dir", "cache", *FAST, "--quiet"]
+    assert main([*relative, "--out", str(tmp_path / "r")]) == 0
+    recorded = json.loads((tmp_path / "r" / "config.json").read_text())
+    capsys.readouterr()
+    assert main([*relative, "--out", str(tmp_path / "r2"), "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out) == recorded
+
+
 def test_train_writes_a_complete_run_folder(trained, data):
     for name in ("config.json", "history.csv", "metrics.json", "model.npz", "last.npz", "best.npz"):
         assert (trained / name).is_file(), name
