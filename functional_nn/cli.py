@@ -493,9 +493,16 @@ def _report(args) -> int:
     probs = predict_proba_batches(params, chunk, norm)
     classes = _classes(meta, meta["sizes"][-1])
     shape = tuple(meta.get("image_shape") or (28, 28))
+    metrics = None
+    if args.test or args.dataset or args.checkpoint != "model":    # not what metrics.json describes
+        import functional_nn as fnn
+        result = fnn.evaluate(params, _data.eval_batches(chunk, norm), n_classes=meta["sizes"][-1])
+        metrics = {"test_loss": float(result["loss"]), "test_accuracy": float(result["accuracy"]),
+                   "per_class_accuracy": [_nan_to_none(a) for a in result["per_class_accuracy"]],
+                   "confusion": np.asarray(result["confusion"]).tolist(), "n_test": int(result["n"])}
     written = report.write_report(run_dir, x_test=chunk.x, y_test=chunk.y, probs=probs,
                                   first_layer_w=np.asarray(params[0].w), classes=classes, image_shape=shape,
-                                  out_dir=args.out)
+                                  out_dir=args.out, metrics=metrics)
     for path in written.values():
         print(path)
     return 0

@@ -914,7 +914,7 @@ def _check_arrays(where: str, run: Run, x_test, y_test, probs, first_layer_w,
 def write_report(run_dir: str | os.PathLike, *, x_test: np.ndarray, y_test: np.ndarray, probs: np.ndarray,
                  first_layer_w: np.ndarray, classes: Sequence[str] | None = None,
                  image_shape: tuple[int, int] = (28, 28),
-                 out_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+                 out_dir: str | os.PathLike | None = None, metrics: Mapping | None = None) -> dict[str, Path]:
     """Draw every picture of a run and the HTML page into ``out_dir`` (default ``run_dir/plots``).
 
     Args:
@@ -926,6 +926,9 @@ def write_report(run_dir: str | os.PathLike, *, x_test: np.ndarray, y_test: np.n
         classes: k class names; default ``metrics.json`` "classes", else "0".."k-1".
         image_shape: (height, width) of one image.
         out_dir: where to write; created if needed.
+        metrics: test results of ``probs`` ("test_loss", "test_accuracy", "per_class_accuracy", "confusion",
+            "n_test") replacing metrics.json's, when the pictures are drawn on other data or weights than the
+            run's own test set and final model, so that every picture and the page describe the same thing.
 
     Returns:
         ``{file name: path}`` for curves.png, confusion.png, per_class.png, predictions.png, mistakes.png,
@@ -936,6 +939,12 @@ def write_report(run_dir: str | os.PathLike, *, x_test: np.ndarray, y_test: np.n
         ImportError: the ``plot`` extra is not installed (message: ``PLOT_EXTRA_HINT``).
     """
     run = read_run(run_dir)
+    if metrics is not None:
+        run = attrs.evolve(run, metrics={
+            **run.metrics, **metrics,
+            "confusion": np.asarray(metrics["confusion"], dtype=np.int64),
+            "per_class_accuracy": np.asarray([np.nan if a is None else a for a in metrics["per_class_accuracy"]],
+                                             dtype=np.float64)})
     image_shape = tuple(int(s) for s in image_shape)
     x_test, y_test, probs, first_layer_w = _check_arrays(str(run_dir), run, x_test, y_test, probs,
                                                           first_layer_w, image_shape)

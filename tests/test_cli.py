@@ -401,6 +401,18 @@ def test_a_run_without_config_json_says_it_is_missing(trained, tmp_path, capsys)
         assert "missing" in line
 
 
+def test_report_on_other_data_describes_that_data_in_every_picture_and_the_page(trained, tmp_path, capsys):
+    report = pytest.importorskip("functional_nn.report")
+    if not report.have_plotting():
+        pytest.skip("the plot extra (matplotlib, Pillow) is not installed")
+    out = tmp_path / "other"
+    assert main(["report", str(trained), "--test", str(FIXTURES / "mnist_test_40.csv"), "--out", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert '<td>test images</td><td class="num">40</td>' in page             # not metrics.json's 100
+    assert main(["report", str(trained), "--out", str(tmp_path / "own")]) == 0
+    assert '<td>test images</td><td class="num">100</td>' in (tmp_path / "own" / "report.html").read_text()
+
+
 def test_report_of_an_unfinished_run_does_not_suggest_checkpoint_last(trained, tmp_path, capsys):
     pytest.importorskip("matplotlib")
     run = tmp_path / "unfinished"
