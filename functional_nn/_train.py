@@ -334,6 +334,11 @@ def _resume_state(run_dir: Path, given: Mapping):
     if progress is None or last.opt_state is None:
         raise UsageError(f"--resume {run_dir / 'last.npz'}: not a resumable checkpoint "
                          "(no progress or optimizer state)")
+    started = progress["epoch"] + (1 if progress["batch"] else 0)
+    if "epochs" in given and given["epochs"] < started:   # would finish with half-trained weights
+        raise UsageError(f"--epochs {given['epochs']}: the run has already trained {progress['epoch']} epochs"
+                         f"{' and part of the next' if progress['batch'] else ''}; with --resume, --epochs may "
+                         f"only grow (at least {started})")
     if progress["stopped_early"] or progress["epoch"] >= settings["epochs"]:
         why = "it stopped early" if progress["stopped_early"] else f"{progress['epoch']} epochs trained"
         hint = "" if progress["stopped_early"] else (f"; pass --epochs N (more than {progress['epoch']}) "

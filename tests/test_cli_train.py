@@ -113,6 +113,17 @@ def test_resume_after_a_signal_at_an_exact_batch_is_bitwise_equal(data, straight
     assert_resumes_to(straight, run)
 
 
+def test_resume_refuses_fewer_epochs_than_a_run_interrupted_mid_epoch_has_started(data, tmp_path, capsys):
+    run = tmp_path / "mid"
+    settings = ["--hidden", "8", "--epochs", "3", "--batch-size", "64"]          # 17 batches per epoch
+    cmd = [sys.executable, "-c", SIGNAL_AT_STEP, str(int(signal.SIGINT)), str(17 + 5),
+           *base_args(data, run, *settings)]
+    assert subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300).returncode == 130
+    assert main(["train", "--resume", str(run), "--epochs", "1"]) == 2     # epoch 2 is half done
+    assert "--epochs may only grow (at least 2)" in capsys.readouterr().err
+    assert not (run / "model.npz").exists() and not (run / "metrics.json").exists()
+
+
 def test_resume_after_sigint_from_outside_is_bitwise_equal(data, tmp_path):
     settings = ["--hidden", "32", "--epochs", "40", "--batch-size", "1", "--seed", "2", "--dropout", "0.1"]
     small = {**data, "train": write_digits(tmp_path / "small.csv", 200, 4)}
