@@ -289,6 +289,8 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
                                steps_per_epoch=steps_per_epoch, run_dir=run_dir, base_meta=base_meta,
                                signals=signals, output=output)
         except Diverged as e:
+            last = ckpt.load(run_dir / "last.npz")          # the last good weights, marked: resuming is pointless
+            ckpt.save(run_dir / "last.npz", last.params, {**last.meta, "diverged": str(e)}, opt_state=last.opt_state)
             output.event("diverged", None, {"message": str(e)})
             output.warn(f"fnn train: error: {e}")
             return 1
@@ -331,6 +333,9 @@ def _resume_state(run_dir: Path, given: Mapping):
     settings.update(absolute_paths({k: given[k] for k in RESUMABLE if k in given}))
     last = ckpt.load(run_dir / "last.npz")
     progress = last.meta.get("progress")
+    if last.meta.get("diverged"):
+        raise UsageError(f"--resume {run_dir}: this run diverged and would diverge again with the same settings; "
+                         "start a new run with a lower --lr")
     if progress is None or last.opt_state is None:
         raise UsageError(f"--resume {run_dir / 'last.npz'}: not a resumable checkpoint "
                          "(no progress or optimizer state)")

@@ -246,6 +246,8 @@ def load_run_model(run_dir: str | Path, which: str = "model"):
     path = run_dir / f"{which}.npz"
     if not path.is_file():
         if which == "model" and (run_dir / "last.npz").is_file():
+            if ckpt.load(run_dir / "last.npz").meta.get("diverged"):
+                raise UsageError(f"{path}: missing: the run diverged (its last good weights: --checkpoint last)")
             raise UsageError(f"{path}: missing: the run did not finish (resume it with "
                              f"fnn train --resume {run_dir}, or pass --checkpoint last)")
         raise UsageError(f"{path}: missing (is {run_dir} a run folder made by fnn train?)")

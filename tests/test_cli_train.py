@@ -148,6 +148,11 @@ def test_divergence_exits_nonzero_and_keeps_the_last_good_checkpoint(data, tmp_p
     err = capsys.readouterr().err
     assert status == 1
     assert "loss became" in err and "lower --lr" in err and "epoch 1, batch" in err
+    assert main(["train", "--resume", str(run)]) == 2                   # it would only diverge again
+    assert "diverged" in capsys.readouterr().err
+    assert main(["evaluate", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "diverged" in err and "--resume" not in err
     assert "Traceback" not in err
     last = checkpoint.load(run / "last.npz")
     assert all(np.isfinite(leaf).all() for leaf in tree_leaves(last.params))
