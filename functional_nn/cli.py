@@ -486,6 +486,9 @@ def _report(args) -> int:
         raise UsageError(report.PLOT_EXTRA_HINT)
     run_dir = Path(args.run_dir)
     if run_dir.is_dir() and not _runs.is_complete(run_dir):   # before the model: report needs a finished run
+        last = run_dir / "last.npz"
+        if last.is_file() and ckpt.load(last).meta.get("diverged"):
+            raise UsageError(f"{run_dir / 'metrics.json'}: missing: the run diverged, there is nothing to report")
         raise UsageError(f"{run_dir / 'metrics.json'}: missing: the run did not finish (resume it with "
                          f"fnn train --resume {run_dir})")
     params, meta = load_run_model(run_dir, args.checkpoint)

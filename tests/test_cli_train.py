@@ -1,5 +1,6 @@
 """`fnn train` runs: resume after SIGINT is bitwise exact, divergence stops cleanly, resume rules."""
 
+import importlib.util
 import json
 import signal
 import subprocess
@@ -153,6 +154,10 @@ def test_divergence_exits_nonzero_and_keeps_the_last_good_checkpoint(data, tmp_p
     assert main(["evaluate", str(run)]) == 2
     err = capsys.readouterr().err
     assert "diverged" in err and "--resume" not in err
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert main(["report", str(run)]) == 2
+        err = capsys.readouterr().err
+        assert "diverged" in err and "--resume" not in err
     assert "Traceback" not in err
     last = checkpoint.load(run / "last.npz")
     assert all(np.isfinite(leaf).all() for leaf in tree_leaves(last.params))
