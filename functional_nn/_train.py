@@ -15,6 +15,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import signal
 import sys
 import time
@@ -166,7 +167,12 @@ def epoch_line(row: Mapping, epochs: int) -> str:
 
 
 def resume_command(run_dir: Path) -> str:
-    return f"fnn train --resume {run_dir}"
+    """The command that resumes a run, quoted for a POSIX shell so that it can be pasted as printed.
+
+    >>> resume_command(Path("runs/my run"))
+    "fnn train --resume 'runs/my run'"
+    """
+    return f"fnn train --resume {shlex.quote(str(run_dir))}"
 
 
 class _Signals:
@@ -209,8 +215,8 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
             raise UsageError(f"--out {run_dir}: exists and is not a folder")
         if run_dir.is_dir() and any(run_dir.iterdir()) and not overwrite:
             if (run_dir / "config.json").exists():
-                raise UsageError(f"--out {run_dir}: a run folder already exists there; pass --resume {run_dir} "
-                                 "to continue it or --overwrite to replace it")
+                raise UsageError(f"--out {run_dir}: a run folder already exists there; pass "
+                                 f"--resume {shlex.quote(str(run_dir))} to continue it or --overwrite to replace it")
             raise UsageError(f"--out {run_dir}: the folder is not empty; pass --overwrite to write into it")
         state = None
         settings = absolute_paths(settings)

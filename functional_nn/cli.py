@@ -17,7 +17,8 @@ import numpy as np
 from functional_nn import _data, _runs
 from functional_nn import checkpoint as ckpt
 from functional_nn._settings import DEFAULTS, OPTIMIZERS, PRESETS, SCHEDULES, UsageError, check, read_toml, resolve
-from functional_nn._train import Output, _nan_to_none, absolute_paths, predict_proba_batches, train_command
+from functional_nn._train import (Output, _nan_to_none, absolute_paths, predict_proba_batches, resume_command,
+                                  train_command)
 from functional_nn.images import ImageError, is_image_path, load_gray, mnist_style
 from pipelines import DataError, FetchError
 from pipelines import datasets as pl_datasets
@@ -249,7 +250,7 @@ def load_run_model(run_dir: str | Path, which: str = "model"):
             if ckpt.load(run_dir / "last.npz").meta.get("diverged"):
                 raise UsageError(f"{path}: missing: the run diverged (its last good weights: --checkpoint last)")
             raise UsageError(f"{path}: missing: the run did not finish (resume it with "
-                             f"fnn train --resume {run_dir}, or pass --checkpoint last)")
+                             f"{resume_command(run_dir)}, or pass --checkpoint last)")
         raise UsageError(f"{path}: missing (is {run_dir} a run folder made by fnn train?)")
     loaded = ckpt.load(path)
     for key in ("sizes", "normalization"):
@@ -490,7 +491,7 @@ def _report(args) -> int:
         if last.is_file() and ckpt.load(last).meta.get("diverged"):
             raise UsageError(f"{run_dir / 'metrics.json'}: missing: the run diverged, there is nothing to report")
         raise UsageError(f"{run_dir / 'metrics.json'}: missing: the run did not finish (resume it with "
-                         f"fnn train --resume {run_dir})")
+                         f"{resume_command(run_dir)})")
     params, meta = load_run_model(run_dir, args.checkpoint)
     chunk, where, _ = _test_set(args, run_dir)
     _data.check_width(chunk, meta["sizes"][0], where)

@@ -423,6 +423,14 @@ def test_report_of_an_unfinished_run_does_not_suggest_checkpoint_last(trained, t
     assert "--resume" in line and "--checkpoint" not in line
 
 
+def test_the_printed_resume_command_is_quoted_for_the_shell(trained, tmp_path, capsys):
+    run = tmp_path / "my run"
+    run.mkdir()
+    for name in ("config.json", "history.csv", "last.npz"):
+        (run / name).write_bytes((trained / name).read_bytes())
+    assert_one_line_error(main(["evaluate", str(run)]), capsys, contains=f"fnn train --resume '{run}'")
+
+
 def test_report_errors_are_one_line(trained, tmp_path, capsys):
     assert_one_line_error(main(["report", str(tmp_path / "nothing")]), capsys, contains="nothing")
     unfinished = tmp_path / "unfinished"
