@@ -33,7 +33,8 @@ def _pil():
 
 
 def load_gray(path: str | Path) -> np.ndarray:
-    """Read an image file as (h, w) uint8 grayscale; transparent pixels become the background (white).
+    """Read an image file as (h, w) uint8 grayscale; transparent pixels become the background (white behind
+    dark ink, black behind light ink).
 
     Raises ``ImageError`` naming the path when the file is missing or not an image.
     """
@@ -46,13 +47,28 @@ def load_gray(path: str | Path) -> np.ndarray:
             im.load()
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 rgba = im.convert("RGBA")
-                white = image_mod.new("RGBA", rgba.size, (255, 255, 255, 255))
-                im = image_mod.alpha_composite(white, rgba)
+                paper = _paper_for(np.asarray(rgba))
+                im = image_mod.alpha_composite(image_mod.new("RGBA", rgba.size, (paper, paper, paper, 255)), rgba)
             return np.asarray(im.convert("L"), dtype=np.uint8).copy()
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
     except (OSError, ValueError, image_mod.DecompressionBombError) as e:
         raise ImageError(f"{path}: not a readable image ({e})") from None
+
+
+def _paper_for(rgba: np.ndarray) -> int:
+    """The grey level to put behind a transparent picture: white behind dark ink, black behind light ink.
+
+    >>> white = np.zeros((4, 4, 4), np.uint8); white[1:3, 1:3] = 255            # opaque white ink only
+    >>> black = np.zeros((4, 4, 4), np.uint8); black[1:3, 1:3, 3] = 255         # opaque black ink only
+    >>> _paper_for(white), _paper_for(black)
+    (0, 255)
+    """
+    alpha = rgba[..., 3].astype(np.float64) / 255.0
+    if alpha.sum() == 0:
+        return 255
+    luma = rgba[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    return 0 if float((luma * alpha).sum() / alpha.sum()) > 127 else 255
 
 
 def _fit_box(ink: np.ndarray, box: int) -> np.ndarray:

@@ -122,6 +122,16 @@ def test_load_gray_composites_transparency_on_white(tmp_path):
 
 
 @needs_pil
+def test_light_ink_on_a_transparent_background_is_not_lost(tmp_path):
+    from PIL import Image
+    rgba = np.zeros((40, 30, 4), np.uint8)                 # transparent background
+    rgba[5:35, 12:18] = (255, 255, 255, 255)               # opaque white stroke (a dark-theme canvas export)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "w.png")
+    out = mnist_style(load_gray(tmp_path / "w.png"))
+    assert out.max() > 200 and out[0, 0] == 0
+
+
+@needs_pil
 def test_load_gray_errors_name_the_file(tmp_path):
     with pytest.raises(ImageError, match="missing.png"):
         load_gray(tmp_path / "missing.png")
