@@ -17,13 +17,6 @@ from functional_nn.cli import main
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def write_digits(path, n, seed):
-    templates = (np.random.default_rng(1234).random((10, 784)) < 0.15) * 200
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 10, n)
-    x = np.clip(templates[y] + rng.integers(0, 60, (n, 784)), 0, 255).astype(np.uint8)
-    np.savetxt(path, np.column_stack([y, x]), fmt="%d", delimiter=",")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +52,7 @@ SIGNAL_AT_STEP = """
 import os, sys
 import functional_nn
 from functional_nn.cli import main
+from tests.synthetic import write_digits
 sig, at = int(sys.argv[1]), int(sys.argv[2])
 make = functional_nn.make_train_step
 def make_train_step(*args, **kwargs):

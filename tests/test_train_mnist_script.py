@@ -11,18 +11,12 @@ import numpy as np
 import pytest
 
 from functional_nn.cli import main as fnn_main
+from tests.synthetic import write_digits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "scripts" / "train_mnist.py"
 
 
-def write_digits(path, n, seed):
-    templates = (np.random.default_rng(1234).random((10, 784)) < 0.15) * 200
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 10, n)
-    x = np.clip(templates[y] + rng.integers(0, 60, (n, 784)), 0, 255).astype(np.uint8)
-    np.savetxt(path, np.column_stack([y, x]), fmt="%d", delimiter=",")
-    return path
 
 
 FIXTURES = REPO_ROOT / "data" / "fixtures"
