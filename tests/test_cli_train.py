@@ -13,10 +13,9 @@ import pytest
 
 from functional_nn import checkpoint, tree_leaves
 from functional_nn.cli import main
+from tests.synthetic import write_digits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +51,6 @@ SIGNAL_AT_STEP = """
 import os, sys
 import functional_nn
 from functional_nn.cli import main
-from tests.synthetic import write_digits
 sig, at = int(sys.argv[1]), int(sys.argv[2])
 make = functional_nn.make_train_step
 def make_train_step(*args, **kwargs):

@@ -17,8 +17,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "scripts" / "train_mnist.py"
 
 
-
-
 FIXTURES = REPO_ROOT / "data" / "fixtures"
 
 
