@@ -34,11 +34,20 @@ def class_names(dataset: str | None, n_classes: int = N_CLASSES) -> list[str]:
     return list(names) if names and len(names) == n_classes else [str(i) for i in range(n_classes)]
 
 
+def missing_file(path: str | Path) -> str:
+    """Why ``path`` cannot be read as a data file: "no such file" or "is a folder, not a file".
+
+    >>> missing_file("/"), missing_file("/no/such/file.csv")
+    ('is a folder, not a file', 'no such file')
+    """
+    return "is a folder, not a file" if Path(path).is_dir() else "no such file"
+
+
 def read_labelled(path: str | Path, *, data_dir: str | Path) -> tuple[Chunk, dict[str, str]]:
     """(chunk, {file name: SHA-256}) of a labelled CSV / IDX file, the parse cached under data_dir/.cache."""
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"{path}: no such file")
+        raise UsageError(f"{path}: {missing_file(path)}")
     chunk, sha = pl_io.read_arrays_with_sha256(path, n_classes=N_CLASSES, cache_dir=Path(data_dir) / ".cache")
     if chunk.y is None:
         raise UsageError(f"{path}: no label column (training and evaluation need labels)")

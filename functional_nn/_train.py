@@ -13,7 +13,9 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import math
+import os
 import platform
+import shlex
 import signal
 import sys
 import time
@@ -31,6 +33,9 @@ from pipelines import stages
 from pipelines.augment import random_shift
 
 IMAGE_SHAPE = (28, 28)
+
+
+FINAL_EVENTS = frozenset({"test", "diverged", "interrupted"})
 
 
 class Output:
@@ -51,8 +56,13 @@ class Output:
         print(text, file=self.stderr, flush=True)
 
     def event(self, kind: str, text: str | None, data: Mapping, *, always: bool = False) -> None:
-        """One result: a JSON line with ``"event": kind`` (--log json) or ``text`` (unless --quiet)."""
+        """One result: a JSON line with ``"event": kind`` (--log json) or ``text`` (unless --quiet).
+
+        With --quiet only the final events (the test result, a divergence, an interruption) are printed.
+        """
         if self.log == "json":
+            if self.quiet and not always and kind not in FINAL_EVENTS:
+                return
             print(json.dumps({"event": kind, **data}), file=self.stdout, flush=True)
         elif text is not None and (always or not self.quiet):
             print(text, file=self.stdout, flush=True)
@@ -157,7 +167,12 @@ def epoch_line(row: Mapping, epochs: int) -> str:
 
 
 def resume_command(run_dir: Path) -> str:
-    return f"fnn train --resume {run_dir}"
+    """The command that resumes a run, quoted for a POSIX shell so that it can be pasted as printed.
+
+    >>> resume_command(Path("runs/my run"))
+    "fnn train --resume 'runs/my run'"
+    """
+    return f"fnn train --resume {shlex.quote(str(run_dir))}"
 
 
 class _Signals:
@@ -200,10 +215,11 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
             raise UsageError(f"--out {run_dir}: exists and is not a folder")
         if run_dir.is_dir() and any(run_dir.iterdir()) and not overwrite:
             if (run_dir / "config.json").exists():
-                raise UsageError(f"--out {run_dir}: a run folder already exists there; pass --resume {run_dir} "
-                                 "to continue it or --overwrite to replace it")
+                raise UsageError(f"--out {run_dir}: a run folder already exists there; pass "
+                                 f"--resume {shlex.quote(str(run_dir))} to continue it or --overwrite to replace it")
             raise UsageError(f"--out {run_dir}: the folder is not empty; pass --overwrite to write into it")
         state = None
+        settings = absolute_paths(settings)
 
     train_all, test, sha, data_name = _data.load_train_test(settings, progress=output.note)
     n_features = train_all.x.shape[1]
@@ -279,6 +295,8 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
                                steps_per_epoch=steps_per_epoch, run_dir=run_dir, base_meta=base_meta,
                                signals=signals, output=output)
         except Diverged as e:
+            last = ckpt.load(run_dir / "last.npz")          # the last good weights, marked: resuming is pointless
+            ckpt.save(run_dir / "last.npz", last.params, {**last.meta, "diverged": str(e)}, opt_state=last.opt_state)
             output.event("diverged", None, {"message": str(e)})
             output.warn(f"fnn train: error: {e}")
             return 1
@@ -288,27 +306,50 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
                    plots=plots, output=output)
 
 
+PATH_SETTINGS = ("train", "test", "data_dir")
+
+
+def absolute_paths(settings: Mapping) -> dict:
+    """The settings with their file and folder paths made absolute, so that config.json works from any folder.
+
+    >>> absolute_paths({"train": None, "test": "/d/t.csv", "data_dir": "/data", "lr": 0.1})
+    {'train': None, 'test': '/d/t.csv', 'data_dir': '/data', 'lr': 0.1}
+    """
+    return {k: (os.path.abspath(v) if k in PATH_SETTINGS and v is not None else v)
+            for k, v in settings.items()}
+
+
 def _resume_state(run_dir: Path, given: Mapping):
     """(settings, state) of a run to resume; state None when there is nothing left to do."""
     if not (run_dir / "config.json").is_file():
         raise UsageError(f"--resume {run_dir}: no config.json there (not a run folder)")
     if not (run_dir / "last.npz").is_file():
         raise UsageError(f"--resume {run_dir}: no last.npz there (nothing to resume)")
-    bad = sorted(k for k in given if k not in RESUMABLE and k not in ("config",))
-    if bad:
-        raise UsageError(f"{flag_name(bad[0])} cannot be changed with --resume (the run's settings are in "
-                         f"{run_dir / 'config.json'}; only "
-                         f"{', '.join(sorted(map(flag_name, RESUMABLE)))} may be given)")
     try:
         settings = _runs.read_json(run_dir / "config.json")
     except ValueError as e:
         raise UsageError(f"--resume {e}") from None
-    settings.update({k: given[k] for k in RESUMABLE if k in given})
+    recorded = absolute_paths(settings)
+    bad = sorted(k for k in given if k not in RESUMABLE and k not in ("config",)
+                 and absolute_paths({k: given[k]})[k] != recorded.get(k))       # the same value may be repeated
+    if bad:
+        raise UsageError(f"{flag_name(bad[0])} cannot be changed with --resume (the run has "
+                         f"{json.dumps(settings.get(bad[0]))} in {run_dir / 'config.json'}; only "
+                         f"{', '.join(sorted(map(flag_name, RESUMABLE)))} may be changed)")
+    settings.update(absolute_paths({k: given[k] for k in RESUMABLE if k in given}))
     last = ckpt.load(run_dir / "last.npz")
     progress = last.meta.get("progress")
+    if last.meta.get("diverged"):
+        raise UsageError(f"--resume {run_dir}: this run diverged and would diverge again with the same settings; "
+                         "start a new run with a lower --lr")
     if progress is None or last.opt_state is None:
         raise UsageError(f"--resume {run_dir / 'last.npz'}: not a resumable checkpoint "
                          "(no progress or optimizer state)")
+    started = progress["epoch"] + (1 if progress["batch"] else 0)
+    if "epochs" in given and given["epochs"] < started:   # would finish with half-trained weights
+        raise UsageError(f"--epochs {given['epochs']}: the run has already trained {progress['epoch']} epochs"
+                         f"{' and part of the next' if progress['batch'] else ''}; with --resume, --epochs may "
+                         f"only grow (at least {started})")
     if progress["stopped_early"] or progress["epoch"] >= settings["epochs"]:
         why = "it stopped early" if progress["stopped_early"] else f"{progress['epoch']} epochs trained"
         hint = "" if progress["stopped_early"] else (f"; pass --epochs N (more than {progress['epoch']}) "

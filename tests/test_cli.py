@@ -158,6 +158,16 @@ def test_dry_run_writes_nothing(capsys, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_dry_run_prints_the_settings_config_json_records(data, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(data["dir"])
+    relative = ["train", "--train", "train.csv", "--test", "test.csv", "--data-dir", "cache", *FAST, "--quiet"]
+    assert main([*relative, "--out", str(tmp_path / "r")]) == 0
+    recorded = json.loads((tmp_path / "r" / "config.json").read_text())
+    capsys.readouterr()
+    assert main([*relative, "--out", str(tmp_path / "r2"), "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out) == recorded
+
+
 def test_train_writes_a_complete_run_folder(trained, data):
     for name in ("config.json", "history.csv", "metrics.json", "model.npz", "last.npz", "best.npz"):
         assert (trained / name).is_file(), name
@@ -175,6 +185,25 @@ def test_train_writes_a_complete_run_folder(trained, data):
     for key in ("sizes", "activation", "normalization", "seed", "dataset", "dataset_sha256", "versions", "classes"):
         assert key in meta, key
     assert meta["sizes"] == [784, 32, 10]
+
+
+def test_a_run_made_with_relative_paths_works_from_another_folder(data, tmp_path, monkeypatch, capsys):
+    work = tmp_path / "work"
+    (work / "d").mkdir(parents=True)
+    for name in ("train", "test"):
+        (work / "d" / f"{name}.csv").write_bytes(data[name].read_bytes())
+    monkeypatch.chdir(work)
+    assert main(["train", "--train", "d/train.csv", "--test", "d/test.csv", "--out", "run", "--quiet",
+                 "--data-dir", "cache", *FAST, "--epochs", "1"]) == 0
+    config = json.loads((work / "run" / "config.json").read_text())
+    assert config["test"] == str(work / "d" / "test.csv") and config["data_dir"] == str(work / "cache")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["evaluate", str(work / "run"), "--json"]) == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["n"] == 100
+    assert not (elsewhere / "cache").exists()
 
 
 def test_existing_run_folder_is_not_overwritten(trained, data, capsys):
@@ -201,6 +230,13 @@ def test_log_json_and_quiet(data, tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.out.count("\n") == 1 and "test accuracy" in captured.out
     assert captured.err == ""
+
+
+def test_quiet_json_log_prints_only_the_final_event(data, tmp_path, capsys):
+    assert main(train_args(data, "--out", str(tmp_path / "qj"), "--log", "json", "--quiet")) == 0
+    captured = capsys.readouterr()
+    events = [json.loads(line) for line in captured.out.splitlines()]
+    assert [e["event"] for e in events] == ["test"] and captured.err == ""
 
 
 def test_text_epoch_lines_are_keras_style(data, tmp_path, capsys):
@@ -240,7 +276,7 @@ def test_predict_csv_with_and_without_labels(trained, data, tmp_path, capsys):
     unlabelled = write_csv(tmp_path / "rows.csv", 4, 2, label=False)
     assert main(["predict", str(trained), str(unlabelled)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 4 and lines[0].startswith(f"{unlabelled}:1: ")
+    assert len(lines) == 4 and lines[0].startswith(f"{unlabelled}:2: ")    # the header is line 1
     assert lines[0].count("%") == 3
     assert main(["predict", str(trained), str(data["test"]), "--json", "--top", "2"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -248,6 +284,32 @@ def test_predict_csv_with_and_without_labels(trained, data, tmp_path, capsys):
     first = result["predictions"][0]
     assert len(first["top"]) == 2 and first["label"] == first["top"][0]["label"] and "true" in first
     assert sum(t["probability"] for t in first["top"]) <= 1 + 1e-6
+
+
+def test_predict_names_the_real_file_line_of_each_row(trained, tmp_path, capsys):
+    x, y = synthetic_digits(3, 5)
+    rows = [",".join(map(str, [label, *pixels])) for label, pixels in zip(y, x)]
+    with_header = tmp_path / "with_header.csv"
+    with_header.write_text("\n".join([HEADER, rows[0], "", rows[1], rows[2]]) + "\n")   # a blank line 3
+    headerless = tmp_path / "headerless.csv"
+    headerless.write_text("\n".join(rows) + "\n")
+    assert main(["predict", str(trained), str(with_header), str(headerless), "--json"]) == 0
+    names = [p["input"] for p in json.loads(capsys.readouterr().out)["predictions"]]
+    assert names == [f"{with_header}:2", f"{with_header}:4", f"{with_header}:5",
+                     f"{headerless}:1", f"{headerless}:2", f"{headerless}:3"]
+    assert main(["predict", str(trained), str(FIXTURES / "mnist40-images-idx3-ubyte"), "--json"]) == 0
+    names = [p["input"] for p in json.loads(capsys.readouterr().out)["predictions"]]
+    assert names[0] == f"{FIXTURES / 'mnist40-images-idx3-ubyte'}: item 0" and len(names) == 40
+
+
+def test_a_folder_given_as_a_file_is_named_as_a_folder(trained, data, tmp_path, capsys):
+    folder = tmp_path / "digits.png"
+    folder.mkdir()
+    for argv in (["train", "--train", str(tmp_path), "--test", str(data["test"]), "--out", str(tmp_path / "r")],
+                 ["evaluate", str(trained), "--test", str(tmp_path)],
+                 ["predict", str(trained), str(tmp_path)],
+                 ["predict", str(trained), str(folder)]):
+        assert_one_line_error(main(argv), capsys, contains="is a folder, not a file")
 
 
 def test_predict_image(trained, tmp_path, capsys):
@@ -265,6 +327,11 @@ def test_predict_image(trained, tmp_path, capsys):
 def test_predict_wrong_width_csv(trained, tmp_path, capsys):
     narrow = write_csv(tmp_path / "narrow.csv", 3, 3, width=100)
     assert_one_line_error(main(["predict", str(trained), str(narrow)]), capsys, contains="narrow.csv")
+
+
+def test_predict_text_never_shows_a_rounded_0_or_100_percent():
+    from functional_nn.cli import percent
+    assert [percent(p) for p in (0.9999999, 1e-7, 0.5, 0.0)] == [">99.9%", "<0.1%", "50.0%", "0%"]
 
 
 def test_confusion_table_shape():
@@ -319,6 +386,49 @@ def test_train_draws_the_report_and_fnn_report_redraws_it(data, tmp_path, capsys
     printed = capsys.readouterr().out.splitlines()
     assert {Path(p).name for p in printed} == set(names)
     assert all((out / name).is_file() for name in names)
+    written = [p for p in [*run.rglob("*"), *(data["dir"] / "cache").rglob("*")] if p.is_file()]
+    private = [str(p) for p in written if p.stat().st_mode & 0o044 != 0o044]
+    assert not private, f"not readable by others (mkstemp's 0o600): {private}"
+
+
+def test_a_run_without_config_json_says_it_is_missing(trained, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("model.npz", "history.csv", "metrics.json"):
+        (run / name).write_bytes((trained / name).read_bytes())
+    for command in ("evaluate", "report"):
+        line = assert_one_line_error(main([command, str(run)]), capsys, contains=str(run / "config.json"))
+        assert "missing" in line
+
+
+def test_report_on_other_data_describes_that_data_in_every_picture_and_the_page(trained, tmp_path, capsys):
+    report = pytest.importorskip("functional_nn.report")
+    if not report.have_plotting():
+        pytest.skip("the plot extra (matplotlib, Pillow) is not installed")
+    out = tmp_path / "other"
+    assert main(["report", str(trained), "--test", str(FIXTURES / "mnist_test_40.csv"), "--out", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert '<td>test images</td><td class="num">40</td>' in page             # not metrics.json's 100
+    assert main(["report", str(trained), "--out", str(tmp_path / "own")]) == 0
+    assert '<td>test images</td><td class="num">100</td>' in (tmp_path / "own" / "report.html").read_text()
+
+
+def test_report_of_an_unfinished_run_does_not_suggest_checkpoint_last(trained, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    run = tmp_path / "unfinished"
+    run.mkdir()
+    for name in ("config.json", "history.csv", "last.npz"):
+        (run / name).write_bytes((trained / name).read_bytes())
+    line = assert_one_line_error(main(["report", str(run)]), capsys, contains="metrics.json")
+    assert "--resume" in line and "--checkpoint" not in line
+
+
+def test_the_printed_resume_command_is_quoted_for_the_shell(trained, tmp_path, capsys):
+    run = tmp_path / "my run"
+    run.mkdir()
+    for name in ("config.json", "history.csv", "last.npz"):
+        (run / name).write_bytes((trained / name).read_bytes())
+    assert_one_line_error(main(["evaluate", str(run)]), capsys, contains=f"fnn train --resume '{run}'")
 
 
 def test_report_errors_are_one_line(trained, tmp_path, capsys):

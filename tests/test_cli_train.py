@@ -1,5 +1,6 @@
 """`fnn train` runs: resume after SIGINT is bitwise exact, divergence stops cleanly, resume rules."""
 
+import importlib.util
 import json
 import signal
 import subprocess
@@ -12,17 +13,9 @@ import pytest
 
 from functional_nn import checkpoint, tree_leaves
 from functional_nn.cli import main
+from tests.synthetic import write_digits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def write_digits(path, n, seed):
-    templates = (np.random.default_rng(1234).random((10, 784)) < 0.15) * 200
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 10, n)
-    x = np.clip(templates[y] + rng.integers(0, 60, (n, 784)), 0, 255).astype(np.uint8)
-    np.savetxt(path, np.column_stack([y, x]), fmt="%d", delimiter=",")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +106,17 @@ def test_resume_after_a_signal_at_an_exact_batch_is_bitwise_equal(data, straight
     assert_resumes_to(straight, run)
 
 
+def test_resume_refuses_fewer_epochs_than_a_run_interrupted_mid_epoch_has_started(data, tmp_path, capsys):
+    run = tmp_path / "mid"
+    settings = ["--hidden", "8", "--epochs", "3", "--batch-size", "64"]          # 17 batches per epoch
+    cmd = [sys.executable, "-c", SIGNAL_AT_STEP, str(int(signal.SIGINT)), str(17 + 5),
+           *base_args(data, run, *settings)]
+    assert subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300).returncode == 130
+    assert main(["train", "--resume", str(run), "--epochs", "1"]) == 2     # epoch 2 is half done
+    assert "--epochs may only grow (at least 2)" in capsys.readouterr().err
+    assert not (run / "model.npz").exists() and not (run / "metrics.json").exists()
+
+
 def test_resume_after_sigint_from_outside_is_bitwise_equal(data, tmp_path):
     settings = ["--hidden", "32", "--epochs", "40", "--batch-size", "1", "--seed", "2", "--dropout", "0.1"]
     small = {**data, "train": write_digits(tmp_path / "small.csv", 200, 4)}
@@ -137,6 +141,15 @@ def test_divergence_exits_nonzero_and_keeps_the_last_good_checkpoint(data, tmp_p
     err = capsys.readouterr().err
     assert status == 1
     assert "loss became" in err and "lower --lr" in err and "epoch 1, batch" in err
+    assert main(["train", "--resume", str(run)]) == 2                   # it would only diverge again
+    assert "diverged" in capsys.readouterr().err
+    assert main(["evaluate", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "diverged" in err and "--resume" not in err
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert main(["report", str(run)]) == 2
+        err = capsys.readouterr().err
+        assert "diverged" in err and "--resume" not in err
     assert "Traceback" not in err
     last = checkpoint.load(run / "last.npz")
     assert all(np.isfinite(leaf).all() for leaf in tree_leaves(last.params))
@@ -160,6 +173,20 @@ def test_resume_refuses_changed_settings_and_reports_complete_runs(data, tmp_pat
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
     assert (run / "metrics.json").is_file() and (run / "model.npz").is_file()
     assert len((run / "history.csv").read_text().splitlines()) == 3
+
+
+def test_resume_accepts_the_run_settings_repeated_unchanged(data, tmp_path, capsys):
+    run = tmp_path / "again"
+    config = tmp_path / "run.toml"
+    config.write_text("hidden = [16]\nlr = 0.002\n")
+    assert main(base_args(data, run, "--config", str(config), "--epochs", "1", "--quiet")) == 0
+    capsys.readouterr()
+    repeated = [a for a in base_args(data, run) if a not in ("--out", str(run))]
+    assert main([*repeated, "--config", str(config), "--resume", str(run), "--epochs", "2", "--quiet"]) == 0, \
+        capsys.readouterr().err
+    assert len((run / "history.csv").read_text().splitlines()) == 3
+    assert main(["train", "--resume", str(run), "--hidden", "32"]) == 2
+    assert "--hidden cannot be changed with --resume (the run has [16]" in capsys.readouterr().err
 
 
 def test_same_seed_same_model_different_seed_different_model(data, tmp_path):

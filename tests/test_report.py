@@ -279,3 +279,10 @@ except ImportError as e:
                             cwd=str(report.Path(report.__file__).parents[1]))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == report.PLOT_EXTRA_HINT
+
+
+def test_mistakes_subtitle_reads_well_for_one_some_and_many_mistakes():
+    from functional_nn.report import mistakes_subtitle
+    assert mistakes_subtitle(1, 1, 40) == "the only wrong prediction on 40 test images"
+    assert "all 1" not in mistakes_subtitle(1, 1, 40)
+    assert mistakes_subtitle(25, 158, 10000).startswith("the 25 most confident of 158 wrong predictions")

@@ -11,18 +11,10 @@ import numpy as np
 import pytest
 
 from functional_nn.cli import main as fnn_main
+from tests.synthetic import write_digits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "scripts" / "train_mnist.py"
-
-
-def write_digits(path, n, seed):
-    templates = (np.random.default_rng(1234).random((10, 784)) < 0.15) * 200
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 10, n)
-    x = np.clip(templates[y] + rng.integers(0, 60, (n, 784)), 0, 255).astype(np.uint8)
-    np.savetxt(path, np.column_stack([y, x]), fmt="%d", delimiter=",")
-    return path
 
 
 FIXTURES = REPO_ROOT / "data" / "fixtures"
@@ -57,3 +49,15 @@ def test_script_matches_fnn_train_with_the_same_settings(files, tmp_path, capsys
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["test_accuracy"] == result["accuracy"]          # same split, batches and steps: identical
     assert metrics["test_loss"] == pytest.approx(result["loss"], rel=1e-12)
+
+
+def test_script_runs_from_a_checkout_without_installing_and_needs_test_with_train(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    train = FIXTURES / "mnist_test_40.csv"
+    result = subprocess.run([sys.executable, str(SCRIPT), "--epochs", "1", "--train", str(train)], cwd=tmp_path,
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 2 and "--train needs --test" in result.stderr, result.stderr
+    result = subprocess.run([sys.executable, str(SCRIPT), "--epochs", "1", "--hidden", "8", "--train", str(train),
+                             "--test", str(train)], cwd=tmp_path, capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
