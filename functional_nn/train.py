@@ -1,4 +1,8 @@
-"""Training step by composition (gradient, optimizer update, apply) and evaluation over batches."""
+"""Training step by composition (gradient, optimizer update, apply) and evaluation over batches.
+
+Optimizers that carry a fused step (``optimizer.update.fused``: sgd, momentum, adam, adamw) skip the separate
+``update`` + ``apply_updates`` passes; the result is the same (see :class:`functional_nn.optim._Fused`).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from functional_nn.model import _cross_entropy, _targets, _value_grad_logits, dropout_masks, forward
+from functional_nn.model import _backprop, _cross_entropy, _targets, _value_grad_logits, dropout_masks, forward
 from functional_nn.optim import Optimizer, apply_updates
+from functional_nn.params import Dense
 
 __all__ = ["evaluate", "make_train_step", "train_step"]
 
@@ -54,11 +59,25 @@ def train_step(
         if rng is None:
             raise ValueError("train_step: dropout > 0 needs an rng")
         masks = dropout_masks(rng, params, len(x), rate=dropout, dtype=params[0].w.dtype)
-    value, grads, logits = _value_grad_logits(params, x, y, l2=l2, masks=masks)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    params = apply_updates(params, updates)
+    fused = getattr(optimizer.update, "fused", None)
+    if fused is not None and type(params) is tuple and all(type(layer) is Dense for layer in params):
+        # Fast path, same maths (bitwise or to rounding: see optim._Fused and tests/test_fast_step.py): backprop's
+        # gradient arrays are ours (just allocated), so the optimizer ends the step in them, instead of allocating
+        # updates, then sums, with a tree_map each. Nothing passed in is written.
+        scale = 1.0 if fused.grad_scale is None else fused.grad_scale(opt_state)
+        value, grad_leaves, logits = _backprop(params, x, y, l2=l2, masks=masks, scale=scale)
+        params, opt_state = fused.apply(grad_leaves, opt_state, params, partial(_rebuild, params))
+    else:
+        value, grads, logits = _value_grad_logits(params, x, y, l2=l2, masks=masks)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = apply_updates(params, updates)
     metrics = {"loss": float(value), "accuracy": _accuracy(logits, np.asarray(y))}
     return params, opt_state, metrics
+
+
+def _rebuild(like: tuple[Dense, ...], leaves: list) -> tuple[Dense, ...]:
+    """A tuple of Dense shaped like ``like`` from its leaves ``[w0, b0, w1, b1, ...]`` (tree_unflatten, unrolled)."""
+    return tuple(Dense(leaves[2 * i], leaves[2 * i + 1], layer.activation) for i, layer in enumerate(like))
 
 
 def make_train_step(optimizer: Optimizer, *, l2: float = 0.0, dropout: float = 0.0) -> Step:
