@@ -65,6 +65,7 @@ import numpy as np
 
 __all__ = [
     "PLOT_EXTRA_HINT",
+    "accuracy_axis_floor",
     "SIZES",
     "History",
     "ReportError",
@@ -642,32 +643,52 @@ def _draw_confusion(run: Run, names: list[str]) -> bytes:
     return _png_bytes(fig)
 
 
+def accuracy_axis_floor(percent: np.ndarray) -> float:
+    """Lower y limit (%) for accuracy bars: a multiple of 5 far enough below the lowest bar to compare them.
+
+    With every class near 98%, bars drawn from 0 all look the same height; the axis starts instead at the lowest
+    value less half its distance to 100 (at least one point), rounded down to a multiple of 5.
+
+    >>> accuracy_axis_floor(np.array([97.9, 99.3])), accuracy_axis_floor(np.array([70.1, 98.0]))
+    (95.0, 55.0)
+    >>> accuracy_axis_floor(np.array([12.0])), accuracy_axis_floor(np.array([]))
+    (0.0, 0.0)
+    """
+    finite = percent[np.isfinite(percent)]
+    if finite.size == 0:
+        return 0.0
+    lowest = float(finite.min())
+    return max(0.0, 5.0 * math.floor((lowest - max(1.0, (100.0 - lowest) / 2)) / 5))
+
+
 def _draw_per_class(run: Run, names: list[str]) -> bytes:
     accuracy = 100 * run.metrics["per_class_accuracy"]
     support = run.metrics["confusion"].sum(axis=1)
     k = len(accuracy)
     fig = _figure("per_class.png")
     ax = fig.subplots()
-    heights = np.nan_to_num(accuracy, nan=0.0)
-    ax.bar(range(k), heights, color="tab:blue", width=0.7)
+    low = accuracy_axis_floor(accuracy)
+    top = 100 + 0.05 * (100 - low)
+    span = top - low
+    heights = np.nan_to_num(accuracy, nan=low)
+    ax.bar(range(k), heights - low, bottom=low, color="tab:blue", width=0.7)
     if k <= 30:   # values in one row inside the bars (clear of the overall line), above a bar too short
         fontsize = 9 if k <= 15 else 6
         for x, a, h in zip(range(k), accuracy, heights):
             text = "n/a" if not np.isfinite(a) else f"{a:.1f}"
-            inside = h >= (20 if k > 15 else 12)
-            ax.text(x, 3 if inside else h + 1.5, text, ha="center", va="bottom",
+            inside = h - low >= (0.2 if k > 15 else 0.12) * span
+            ax.text(x, low + 0.03 * span if inside else h + 0.015 * span, text, ha="center", va="bottom",
                     fontsize=fontsize, color="white" if inside else "black",
                     rotation=90 if k > 15 else 0, fontweight="bold" if inside else "normal")
     overall = 100 * run.metrics["test_accuracy"]
     ax.axhline(overall, color="tab:red", ls="--", lw=1.2, label=f"overall test accuracy {overall:.2f}%")
-    ax.set_ylim(0, 105)
-    ax.set_yticks(range(0, 101, 20))
+    ax.set_ylim(low, top)
     tick_labels = [f"{n}\n(n={s})" for n, s in zip(names, support)] if k <= 15 else names
     long_names = max(map(len, names)) > 6 or k > 15
     ax.set_xticks(range(k), tick_labels, rotation=30 if long_names else 0,
                   ha="right" if long_names else "center", rotation_mode="anchor" if long_names else "default")
     ax.set_xlabel("class (n = test images of that class)" if k <= 15 else "class")
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel("test accuracy (%)" if low == 0 else f"test accuracy (%; axis starts at {low:g}%)")
     ax.set_title(f"Per-class test accuracy: {run.name}", loc="left")
     ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), frameon=False, borderaxespad=0.1)  # above: bars fill the axes
     ax.grid(True, axis="y", alpha=0.3)
