@@ -351,68 +351,17 @@ def _predict_rows(path: str, n_features: int):
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"{path}: {_data.missing_file(p)}")
-    if "idx" in p.name.lower():
-        chunk = pl_io.read_arrays(p)
-    else:
-        fields = _first_line_fields(p)
-        if fields == n_features + 1:
-            chunk = pl_io.read_arrays(p, label_col=0)
-        elif fields == n_features:
-            chunk = pl_io.read_arrays(p, label_col=None)
-        else:
-            raise UsageError(f"{path}:1: {fields} fields per row, but the model expects {n_features} "
-                            f"(or {n_features + 1} with a label first)")
-    _data.check_width(chunk, n_features, path)
     if "idx" in p.name.lower():                    # IDX has no lines: the record, 0-based, as in DataError
+        chunk = pl_io.read_arrays(p)
+        _data.check_width(chunk, n_features, path)
         return chunk.x, chunk.y, [f"{path}: item {i}" for i in range(len(chunk.x))]
-    lines = csv_data_lines(p)
-    if len(lines) != len(chunk.x):                 # cannot happen for a file read_arrays accepted
-        lines = list(range(1, len(chunk.x) + 1))
-    return chunk.x, chunk.y, [f"{path}:{n}" for n in lines]
-
-
-def _open_text(path: Path):
-    import gzip
-    opener = gzip.open if path.suffix == ".gz" else open
-    return opener(path, "rt", encoding="utf-8", errors="replace", newline="")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def csv_data_lines(path: str | Path) -> list[int]:
-    r"""The file line numbers (from 1; a header is line 1) of a CSV's data rows: blank lines and the header skipped.
-
-    >>> import tempfile
-    >>> with tempfile.TemporaryDirectory() as d:
-    ...     _ = Path(d, "a.csv").write_text("label,p1\n7,0\n\n2,255\n")
-    ...     csv_data_lines(Path(d, "a.csv"))
-    [2, 4]
-    """
-    numbers, first = [], True
-    with _open_text(Path(path)) as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            if first:
-                first = False
-                if not all(_is_number(field.strip()) for field in line.rstrip("\r\n").split(",")):
-                    continue                           # a header line, as pipelines' header="auto" decides
-            numbers.append(n)
-    return numbers
-
-
-def _first_line_fields(path: Path) -> int:
-    with _open_text(path) as f:
-        for line in f:
-            if line.strip():
-                return line.count(",") + 1
-    raise UsageError(f"{path}: empty file")
+    lines, fields = pl_io.csv_row_lines(p)
+    if fields not in (n_features, n_features + 1):
+        raise UsageError(f"{path}:1: {fields} fields per row, but the model expects {n_features} "
+                         f"(or {n_features + 1} with a label first)")
+    chunk = pl_io.read_arrays(p, label_col=0 if fields == n_features + 1 else None)
+    _data.check_width(chunk, n_features, path)
+    return chunk.x, chunk.y, [f"{path}:{n}" for n in lines.tolist()]
 
 
 def _predict(args) -> int:

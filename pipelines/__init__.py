@@ -5,12 +5,12 @@ Never imports ``functional_nn``. I/O lives in ``io`` and ``datasets``; ``stages`
 
 from pipelines.chunk import Chunk, DataError, DataWarning, concat_chunks
 from pipelines.datasets import DATASETS, Dataset, FetchError, fetch, load
-from pipelines.io import file_sha256, find_labels_file, read_arrays, read_chunks, write_csv, write_idx
+from pipelines.io import csv_row_lines, file_sha256, find_labels_file, read_arrays, read_chunks, write_csv, write_idx
 from pipelines.stages import (batch, epoch_seed_rng, from_arrays, scale, shuffle, skip, standardize, take,
                               train_val_split)
 from pipelines.stats import Standardizer, fit_standardizer
 
 __all__ = ["Chunk", "DataError", "DataWarning", "concat_chunks", "DATASETS", "Dataset", "FetchError", "fetch", "load",
-           "file_sha256", "find_labels_file", "read_arrays", "read_chunks", "write_csv", "write_idx", "batch",
-           "epoch_seed_rng", "from_arrays", "scale", "shuffle", "skip", "standardize", "take", "train_val_split",
-           "Standardizer", "fit_standardizer"]
+           "csv_row_lines", "file_sha256", "find_labels_file", "read_arrays", "read_chunks", "write_csv", "write_idx",
+           "batch", "epoch_seed_rng", "from_arrays", "scale", "shuffle", "skip", "standardize", "take",
+           "train_val_split", "Standardizer", "fit_standardizer"]

@@ -23,13 +23,16 @@ import numpy as np
 
 from pipelines.chunk import Chunk, DataError, DataWarning, recut
 
-__all__ = ["read_chunks", "read_arrays", "write_csv", "write_idx", "file_sha256", "find_labels_file"]
+__all__ = ["read_chunks", "read_arrays", "csv_row_lines", "write_csv", "write_idx", "file_sha256",
+           "find_labels_file"]
 
 BLOCK_BYTES = 2 << 20  # bytes parsed per vectorised step: big enough to amortise NumPy calls, small for cache/RAM
 MAX_REPORTED_LINES = 10
 CACHE_VERSION = 1
 _PAD = b"\n\n\n\n"
 _ZERO = np.uint8(48)
+_INK = ~np.isin(np.arange(256), list(b" \t\n\r\x0b\x0c"))  # bytes that make a line non-blank (bytes.strip)
+_INK.flags.writeable = False
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -372,6 +375,61 @@ def _csv_parts(path: Path, *, header, label_col, n_classes: int, bad: _BadRows,
             break
     if n_rows == 0 and bad.count == 0:
         raise DataError(path, 1, "header only, no data rows" if has_header else "empty file (no data rows)")
+
+
+def csv_row_lines(path: str | os.PathLike, *, header: bool | str = "auto",
+                  block_bytes: int = BLOCK_BYTES) -> tuple[np.ndarray, int]:
+    """The file line numbers of a CSV's data rows, and its fields per row, as ``read_chunks`` counts them.
+
+    Lines count from 1 (a header is line 1) and include blank lines, which hold no row: they are the
+    ``path:line`` of a ``DataError``. Each block of bytes is scanned with NumPy (no Python step per line).
+
+    Args:
+        path: a ``.csv`` or ``.csv.gz`` file.
+        header: as ``read_chunks``: ``"auto"``, ``True`` or ``False``.
+        block_bytes: bytes scanned per step.
+
+    Returns:
+        ``(lines, n_fields)``: ``lines`` int64 (n_rows,), the line of each row ``read_arrays`` gives for a file
+        it reads without skipping any; ``n_fields`` the field count of the first non-blank line, label included.
+
+    >>> import pathlib, tempfile
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "tiny.csv"
+    >>> _ = p.write_bytes(b"\\nlabel,a\\n7,0\\n \\r\\n2,255")
+    >>> lines, n_fields = csv_row_lines(p)
+    >>> lines.tolist(), n_fields
+    ([3, 5], 2)
+    """
+    path = Path(path)
+    _check_file(path)
+    blocks = _byte_blocks(path, block_bytes)
+    found, tail, line0, first = [], b"", 1, None
+    while tail is not None:
+        try:
+            data = next(blocks, None)
+        except _Truncated as exc:
+            raise DataError(path, line0, str(exc)) from None
+        if data is None:  # the last line may lack its newline
+            block, tail = tail + b"\n" if tail else b"", None
+        else:
+            buf = tail + data
+            cut = buf.rfind(b"\n") + 1
+            block, tail = buf[:cut], buf[cut:]
+        b = np.frombuffer(block, np.uint8)
+        ends = np.flatnonzero(b == 10)
+        if not len(ends):
+            continue
+        starts = np.concatenate(([0], ends[:-1] + 1))  # every line holds at least its newline: no empty segment
+        rows = np.flatnonzero(np.logical_or.reduceat(_INK[b], starts))
+        if first is None and len(rows):
+            first = block[starts[rows[0]] : ends[rows[0]]]
+        found.append(line0 + rows)
+        line0 += len(ends)
+    if first is None:
+        raise DataError(path, 0, "empty file (no data rows)")
+    spec, has_header = _make_spec(path, first, header=header, label_col=None, n_classes=0)
+    lines = np.concatenate(found)
+    return lines[1:] if has_header else lines, spec.n_cols
 
 
 # ------------------------------------------------------------------------------------------------ IDX parsing

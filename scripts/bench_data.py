@@ -3,7 +3,8 @@
     python scripts/bench_data.py                   # fetches MNIST into data/ if needed
     python scripts/bench_data.py --csv PATH        # any mnist-in-csv file
 
-``measure(path)`` returns the numbers as a dict, for scripts/bench.py.
+``measure(path)`` returns the numbers as a dict. scripts/bench.py times the parse and the cached reload on its
+own, interleaved with its training rounds; this script adds the read_chunks streaming memory.
 """
 
 import argparse

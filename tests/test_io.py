@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines import DataError, DataWarning, read_arrays, read_chunks, write_csv, write_idx
-from pipelines.io import BLOCK_BYTES, _csv_parts, _BadRows
+from pipelines.io import BLOCK_BYTES, _csv_parts, _BadRows, csv_row_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "data" / "fixtures"
@@ -96,6 +96,48 @@ def test_multi_member_gzip(tmp_path):
     path.write_bytes(gzip.compress(b"1,2\n") + gzip.compress(b"3,4\n"))
     assert read_arrays(path).y.tolist() == [1, 3]
 
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=labelled_images(max_rows=30), blanks=st.lists(st.sampled_from(["", " ", "\t", " \r"]), max_size=30),
+       gaps=st.lists(st.integers(0, 30), max_size=30), header=st.booleans(), crlf=st.booleans(),
+       final_newline=st.booleans(), gz=st.booleans(), block=st.integers(1, 200), bad=st.integers(0, 29))
+def test_csv_row_lines_are_the_lines_data_errors_name(data, blanks, gaps, header, crlf, final_newline, gz, block, bad):
+    """Blank lines anywhere, header or not, CRLF, gzip, any block size: line i of ``csv_row_lines`` is row i's."""
+    x, y = data
+    end = "\r\n" if crlf else "\n"
+    rows = [",".join(map(str, [label, *row])) for label, row in zip(y.tolist(), x.tolist())]
+    lines = ([",".join(["label", *map(str, range(x.shape[1]))])] if header else []) + rows
+    for blank, gap in zip(blanks, gaps):  # blank lines, each before some line
+        lines.insert(min(gap, len(lines)), blank)
+    numbered = [(n, line) for n, line in enumerate(lines, start=1) if line.strip()][1 if header else 0 :]
+    expected = [n for n, _ in numbered]
+    text = end.join(lines) + (end if final_newline else "")
+    path = Path(tempfile.mkdtemp()) / ("t.csv.gz" if gz else "t.csv")
+    try:
+        path.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
+        got, n_fields = csv_row_lines(path, block_bytes=block)
+        assert got.dtype == np.int64 and got.tolist() == expected and n_fields == x.shape[1] + 1
+        assert len(read_arrays(path).x) == len(got)
+        bad %= len(rows)
+        broken = [f"-1{line[line.index(','):]}" if line == rows[bad] else line for line in lines]  # label -1
+        first_bad = next(n for n, line in numbered if line == rows[bad])
+        broken_text = (end.join(broken) + (end if final_newline else "")).encode()
+        path.write_bytes(gzip.compress(broken_text) if gz else broken_text)
+        with pytest.raises(DataError) as error:
+            read_arrays(path)
+        assert error.value.line == first_bad
+    finally:
+        shutil.rmtree(path.parent)
+
+
+def test_csv_row_lines_of_a_file_without_rows(tmp_path):
+    (tmp_path / "blank.csv").write_bytes(b"\n \r\n\n")
+    with pytest.raises(DataError, match="empty file"):
+        csv_row_lines(tmp_path / "blank.csv")
+    (tmp_path / "head.csv").write_bytes(b"\nlabel,a,b\n\n")
+    lines, n_fields = csv_row_lines(tmp_path / "head.csv")
+    assert lines.tolist() == [] and n_fields == 3
 
 # ------------------------------------------------------------------------------------------ layouts, columns
 def test_fixture_forms_hold_the_same_real_rows():
