@@ -12,7 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from functional_nn.model import _backprop, _cross_entropy, _targets, _value_grad_logits, dropout_masks, forward
+from functional_nn.model import (
+    _backprop,
+    _cross_entropy,
+    _rebuild,
+    _targets,
+    _value_grad_logits,
+    dropout_masks,
+    forward,
+)
 from functional_nn.optim import Optimizer, apply_updates
 from functional_nn.params import Dense
 
@@ -73,11 +81,6 @@ def train_step(
         params = apply_updates(params, updates)
     metrics = {"loss": float(value), "accuracy": _accuracy(logits, np.asarray(y))}
     return params, opt_state, metrics
-
-
-def _rebuild(like: tuple[Dense, ...], leaves: list) -> tuple[Dense, ...]:
-    """A tuple of Dense shaped like ``like`` from its leaves ``[w0, b0, w1, b1, ...]`` (tree_unflatten, unrolled)."""
-    return tuple(Dense(leaves[2 * i], leaves[2 * i + 1], layer.activation) for i, layer in enumerate(like))
 
 
 def make_train_step(optimizer: Optimizer, *, l2: float = 0.0, dropout: float = 0.0) -> Step:
