@@ -238,8 +238,11 @@ def _adam_mu(m: np.ndarray, g: np.ndarray, b1: float) -> np.ndarray:
     return out
 
 
-def _adam_nu(v: np.ndarray, g: np.ndarray, b2: float) -> np.ndarray:
-    """New second moment ``b2 v + (1 - b2) g**2`` as ``v + (1 - b2) (g**2 - v)``: four passes, one new array."""
+def _ema_square(v: np.ndarray, g: np.ndarray, b2: float) -> np.ndarray:
+    """New second moment ``b2 v + (1 - b2) g**2`` as ``v + (1 - b2) (g**2 - v)``: four passes, one new array.
+
+    Adam's ``nu`` and RMSprop's ``nu`` (``b2`` = its ``decay``).
+    """
     out = np.square(g)
     out -= v
     out *= 1.0 - b2
@@ -248,9 +251,9 @@ def _adam_nu(v: np.ndarray, g: np.ndarray, b2: float) -> np.ndarray:
 
 
 def _adam_moments(grads, state: AdamState, b1: float, b2: float):
-    """New ``mu`` and ``nu`` trees (see :func:`_adam_mu`, :func:`_adam_nu`), no temporaries."""
+    """New ``mu`` and ``nu`` trees (see :func:`_adam_mu`, :func:`_ema_square`), no temporaries."""
     return (tree_map(lambda m, g: _adam_mu(m, g, b1), state.mu, grads),
-            tree_map(lambda v, g: _adam_nu(v, g, b2), state.nu, grads))
+            tree_map(lambda v, g: _ema_square(v, g, b2), state.nu, grads))
 
 
 def _adam_coefficients(t: int, b1: float, b2: float, eps: float, factor: float) -> tuple[float, float]:
@@ -310,7 +313,7 @@ def _adam_apply(learning_rate, b1: float, b2: float, eps: float, weight_decay: f
                 v_new *= b2
                 v = v_new
             else:
-                m, v = _adam_mu(m, g, b1), _adam_nu(v, g, b2)
+                m, v = _adam_mu(m, g, b1), _ema_square(v, g, b2)
             u = _adam_direction_leaf(m, v, step_size, eps_hat, out=g)  # g is no longer needed
             if decay:
                 u += p * decay
@@ -400,13 +403,6 @@ def rmsprop(learning_rate: float | Schedule, decay: float = 0.9, eps: float = 1e
     def update(grads: Params, state: RmspropState, params: Params = None) -> tuple[Params, RmspropState]:
         factor = -_rate(learning_rate, state.step)
 
-        def new_nu(v: np.ndarray, g: np.ndarray) -> np.ndarray:
-            out = np.square(g)
-            out -= v
-            out *= 1.0 - decay
-            out += v
-            return out
-
         def step_of(g: np.ndarray, v: np.ndarray) -> np.ndarray:
             denom = np.sqrt(v)
             denom += eps
@@ -414,7 +410,7 @@ def rmsprop(learning_rate: float | Schedule, decay: float = 0.9, eps: float = 1e
             out /= denom
             return out
 
-        nu = tree_map(new_nu, state.nu, grads)
+        nu = tree_map(lambda v, g: _ema_square(v, g, decay), state.nu, grads)
         return tree_map(step_of, grads, nu), RmspropState(step=state.step + 1, nu=nu)
 
     return Optimizer(init, update)
