@@ -333,19 +333,7 @@ def adam(learning_rate: float | Schedule, b1: float = 0.9, b2: float = 0.999, ep
     >>> np.round(updates, 6).tolist()   # first step: -lr * sign(g)
     [-0.1]
     """
-    b1, b2, eps = float(b1), float(b2), float(eps)
-
-    def init(params: Params) -> AdamState:
-        return AdamState(step=np.int64(0), mu=_zeros_like(params), nu=_zeros_like(params))
-
-    def update(grads: Params, state: AdamState, params: Params = None) -> tuple[Params, AdamState]:
-        factor = -_rate(learning_rate, state.step)
-        mu, nu = _adam_moments(grads, state, b1, b2)
-        updates = _adam_direction(mu, nu, int(state.step) + 1, b1, b2, eps, factor)
-        return updates, AdamState(step=state.step + 1, mu=mu, nu=nu)
-
-    update.fused = _adam_fused(learning_rate, b1, b2, eps, None)
-    return Optimizer(init, update)
+    return _adam(learning_rate, float(b1), float(b2), float(eps), None)
 
 
 def adamw(
@@ -365,23 +353,29 @@ def adamw(
     >>> np.round(updates, 6).tolist()   # -0.1 * (1 + 0.5 * 2)
     [-0.2]
     """
-    b1, b2, eps, weight_decay = float(b1), float(b2), float(eps), float(weight_decay)
+    return _adam(learning_rate, float(b1), float(b2), float(eps), float(weight_decay))
+
+
+def _adam(learning_rate, b1: float, b2: float, eps: float, weight_decay: float | None) -> Optimizer:
+    """:func:`adam` (``weight_decay`` None) and :func:`adamw`: one ``init``, one ``update``, one fused step."""
 
     def init(params: Params) -> AdamState:
         return AdamState(step=np.int64(0), mu=_zeros_like(params), nu=_zeros_like(params))
 
     def update(grads: Params, state: AdamState, params: Params = None) -> tuple[Params, AdamState]:
-        if params is None:
+        if weight_decay is not None and params is None:
             raise ValueError("adamw: update(grads, state, params) needs params for the weight decay")
         factor = -_rate(learning_rate, state.step)
         mu, nu = _adam_moments(grads, state, b1, b2)
-        direction = _adam_direction(mu, nu, int(state.step) + 1, b1, b2, eps, factor)
-        decay = factor * weight_decay
+        updates = _adam_direction(mu, nu, int(state.step) + 1, b1, b2, eps, factor)
+        if weight_decay is not None:
+            decay = factor * weight_decay
 
-        def add_decay(d: np.ndarray, p: np.ndarray) -> np.ndarray:
-            return d + p * decay if decay else d
+            def add_decay(d: np.ndarray, p: np.ndarray) -> np.ndarray:
+                return d + p * decay if decay else d
 
-        return tree_map(add_decay, direction, params), AdamState(step=state.step + 1, mu=mu, nu=nu)
+            updates = tree_map(add_decay, updates, params)
+        return updates, AdamState(step=state.step + 1, mu=mu, nu=nu)
 
     update.fused = _adam_fused(learning_rate, b1, b2, eps, weight_decay)
     return Optimizer(init, update)
