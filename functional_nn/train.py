@@ -30,8 +30,13 @@ Params = Any
 Step = Callable[..., tuple[Params, Any, dict]]
 
 
+def _labels(y: np.ndarray) -> np.ndarray:
+    """Int labels (batch,): ``y`` itself, or the argmax of one-hot / soft labels (batch, n_classes)."""
+    return y if y.ndim == 1 else np.argmax(y, axis=1)
+
+
 def _accuracy(logits: np.ndarray, y: np.ndarray) -> float:
-    labels = y if y.ndim == 1 else np.argmax(y, axis=1)
+    labels = _labels(y)
     return int(np.count_nonzero(logits.argmax(axis=1) == labels)) / len(labels)
 
 
@@ -144,8 +149,7 @@ def evaluate(params: Params, batches: Iterable[Any], *, n_classes: int) -> dict[
         value, _ = _cross_entropy(logits, y, with_delta=False)
         total_loss += float(value) * len(y)
         n += len(y)
-        labels = y if y.ndim == 1 else np.argmax(y, axis=1)
-        pairs = labels * n_classes + np.argmax(logits, axis=1)
+        pairs = _labels(y) * n_classes + np.argmax(logits, axis=1)
         confusion += np.bincount(pairs, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
     if n == 0:
         raise ValueError("evaluate: no batches (or only empty ones)")
