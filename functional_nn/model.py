@@ -226,8 +226,12 @@ def _backprop(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, 
 def _value_grad_logits(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, masks=None):
     """Loss, gradients (a tuple of Dense) and the logits of the (possibly dropped-out) forward pass."""
     value, leaves, logits = _backprop(params, x, y, l2=l2, masks=masks)
-    grads = tuple(Dense(leaves[2 * i], leaves[2 * i + 1], layer.activation) for i, layer in enumerate(params))
-    return value, grads, logits
+    return value, _rebuild(params, leaves), logits
+
+
+def _rebuild(like: Params, leaves: list) -> Params:
+    """A tuple of Dense shaped like ``like`` from its leaves ``[w0, b0, w1, b1, ...]`` (tree_unflatten, unrolled)."""
+    return tuple(Dense(leaves[2 * i], leaves[2 * i + 1], layer.activation) for i, layer in enumerate(like))
 
 
 def value_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, masks=None):

@@ -238,8 +238,11 @@ def _adam_mu(m: np.ndarray, g: np.ndarray, b1: float) -> np.ndarray:
     return out
 
 
-def _adam_nu(v: np.ndarray, g: np.ndarray, b2: float) -> np.ndarray:
-    """New second moment ``b2 v + (1 - b2) g**2`` as ``v + (1 - b2) (g**2 - v)``: four passes, one new array."""
+def _ema_square(v: np.ndarray, g: np.ndarray, b2: float) -> np.ndarray:
+    """New second moment ``b2 v + (1 - b2) g**2`` as ``v + (1 - b2) (g**2 - v)``: four passes, one new array.
+
+    Adam's ``nu`` and RMSprop's ``nu`` (``b2`` = its ``decay``).
+    """
     out = np.square(g)
     out -= v
     out *= 1.0 - b2
@@ -248,9 +251,9 @@ def _adam_nu(v: np.ndarray, g: np.ndarray, b2: float) -> np.ndarray:
 
 
 def _adam_moments(grads, state: AdamState, b1: float, b2: float):
-    """New ``mu`` and ``nu`` trees (see :func:`_adam_mu`, :func:`_adam_nu`), no temporaries."""
+    """New ``mu`` and ``nu`` trees (see :func:`_adam_mu`, :func:`_ema_square`), no temporaries."""
     return (tree_map(lambda m, g: _adam_mu(m, g, b1), state.mu, grads),
-            tree_map(lambda v, g: _adam_nu(v, g, b2), state.nu, grads))
+            tree_map(lambda v, g: _ema_square(v, g, b2), state.nu, grads))
 
 
 def _adam_coefficients(t: int, b1: float, b2: float, eps: float, factor: float) -> tuple[float, float]:
@@ -310,7 +313,7 @@ def _adam_apply(learning_rate, b1: float, b2: float, eps: float, weight_decay: f
                 v_new *= b2
                 v = v_new
             else:
-                m, v = _adam_mu(m, g, b1), _adam_nu(v, g, b2)
+                m, v = _adam_mu(m, g, b1), _ema_square(v, g, b2)
             u = _adam_direction_leaf(m, v, step_size, eps_hat, out=g)  # g is no longer needed
             if decay:
                 u += p * decay
@@ -330,19 +333,7 @@ def adam(learning_rate: float | Schedule, b1: float = 0.9, b2: float = 0.999, ep
     >>> np.round(updates, 6).tolist()   # first step: -lr * sign(g)
     [-0.1]
     """
-    b1, b2, eps = float(b1), float(b2), float(eps)
-
-    def init(params: Params) -> AdamState:
-        return AdamState(step=np.int64(0), mu=_zeros_like(params), nu=_zeros_like(params))
-
-    def update(grads: Params, state: AdamState, params: Params = None) -> tuple[Params, AdamState]:
-        factor = -_rate(learning_rate, state.step)
-        mu, nu = _adam_moments(grads, state, b1, b2)
-        updates = _adam_direction(mu, nu, int(state.step) + 1, b1, b2, eps, factor)
-        return updates, AdamState(step=state.step + 1, mu=mu, nu=nu)
-
-    update.fused = _adam_fused(learning_rate, b1, b2, eps, None)
-    return Optimizer(init, update)
+    return _adam(learning_rate, float(b1), float(b2), float(eps), None)
 
 
 def adamw(
@@ -362,23 +353,29 @@ def adamw(
     >>> np.round(updates, 6).tolist()   # -0.1 * (1 + 0.5 * 2)
     [-0.2]
     """
-    b1, b2, eps, weight_decay = float(b1), float(b2), float(eps), float(weight_decay)
+    return _adam(learning_rate, float(b1), float(b2), float(eps), float(weight_decay))
+
+
+def _adam(learning_rate, b1: float, b2: float, eps: float, weight_decay: float | None) -> Optimizer:
+    """:func:`adam` (``weight_decay`` None) and :func:`adamw`: one ``init``, one ``update``, one fused step."""
 
     def init(params: Params) -> AdamState:
         return AdamState(step=np.int64(0), mu=_zeros_like(params), nu=_zeros_like(params))
 
     def update(grads: Params, state: AdamState, params: Params = None) -> tuple[Params, AdamState]:
-        if params is None:
+        if weight_decay is not None and params is None:
             raise ValueError("adamw: update(grads, state, params) needs params for the weight decay")
         factor = -_rate(learning_rate, state.step)
         mu, nu = _adam_moments(grads, state, b1, b2)
-        direction = _adam_direction(mu, nu, int(state.step) + 1, b1, b2, eps, factor)
-        decay = factor * weight_decay
+        updates = _adam_direction(mu, nu, int(state.step) + 1, b1, b2, eps, factor)
+        if weight_decay is not None:
+            decay = factor * weight_decay
 
-        def add_decay(d: np.ndarray, p: np.ndarray) -> np.ndarray:
-            return d + p * decay if decay else d
+            def add_decay(d: np.ndarray, p: np.ndarray) -> np.ndarray:
+                return d + p * decay if decay else d
 
-        return tree_map(add_decay, direction, params), AdamState(step=state.step + 1, mu=mu, nu=nu)
+            updates = tree_map(add_decay, updates, params)
+        return updates, AdamState(step=state.step + 1, mu=mu, nu=nu)
 
     update.fused = _adam_fused(learning_rate, b1, b2, eps, weight_decay)
     return Optimizer(init, update)
@@ -400,13 +397,6 @@ def rmsprop(learning_rate: float | Schedule, decay: float = 0.9, eps: float = 1e
     def update(grads: Params, state: RmspropState, params: Params = None) -> tuple[Params, RmspropState]:
         factor = -_rate(learning_rate, state.step)
 
-        def new_nu(v: np.ndarray, g: np.ndarray) -> np.ndarray:
-            out = np.square(g)
-            out -= v
-            out *= 1.0 - decay
-            out += v
-            return out
-
         def step_of(g: np.ndarray, v: np.ndarray) -> np.ndarray:
             denom = np.sqrt(v)
             denom += eps
@@ -414,7 +404,7 @@ def rmsprop(learning_rate: float | Schedule, decay: float = 0.9, eps: float = 1e
             out /= denom
             return out
 
-        nu = tree_map(new_nu, state.nu, grads)
+        nu = tree_map(lambda v, g: _ema_square(v, g, decay), state.nu, grads)
         return tree_map(step_of, grads, nu), RmspropState(step=state.step + 1, nu=nu)
 
     return Optimizer(init, update)

@@ -12,7 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from functional_nn.model import _backprop, _cross_entropy, _targets, _value_grad_logits, dropout_masks, forward
+from functional_nn.model import (
+    _backprop,
+    _cross_entropy,
+    _rebuild,
+    _targets,
+    _value_grad_logits,
+    dropout_masks,
+    forward,
+)
 from functional_nn.optim import Optimizer, apply_updates
 from functional_nn.params import Dense
 
@@ -22,8 +30,13 @@ Params = Any
 Step = Callable[..., tuple[Params, Any, dict]]
 
 
+def _labels(y: np.ndarray) -> np.ndarray:
+    """Int labels (batch,): ``y`` itself, or the argmax of one-hot / soft labels (batch, n_classes)."""
+    return y if y.ndim == 1 else np.argmax(y, axis=1)
+
+
 def _accuracy(logits: np.ndarray, y: np.ndarray) -> float:
-    labels = y if y.ndim == 1 else np.argmax(y, axis=1)
+    labels = _labels(y)
     return int(np.count_nonzero(logits.argmax(axis=1) == labels)) / len(labels)
 
 
@@ -73,11 +86,6 @@ def train_step(
         params = apply_updates(params, updates)
     metrics = {"loss": float(value), "accuracy": _accuracy(logits, np.asarray(y))}
     return params, opt_state, metrics
-
-
-def _rebuild(like: tuple[Dense, ...], leaves: list) -> tuple[Dense, ...]:
-    """A tuple of Dense shaped like ``like`` from its leaves ``[w0, b0, w1, b1, ...]`` (tree_unflatten, unrolled)."""
-    return tuple(Dense(leaves[2 * i], leaves[2 * i + 1], layer.activation) for i, layer in enumerate(like))
 
 
 def make_train_step(optimizer: Optimizer, *, l2: float = 0.0, dropout: float = 0.0) -> Step:
@@ -141,8 +149,7 @@ def evaluate(params: Params, batches: Iterable[Any], *, n_classes: int) -> dict[
         value, _ = _cross_entropy(logits, y, with_delta=False)
         total_loss += float(value) * len(y)
         n += len(y)
-        labels = y if y.ndim == 1 else np.argmax(y, axis=1)
-        pairs = labels * n_classes + np.argmax(logits, axis=1)
+        pairs = _labels(y) * n_classes + np.argmax(logits, axis=1)
         confusion += np.bincount(pairs, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
     if n == 0:
         raise ValueError("evaluate: no batches (or only empty ones)")
