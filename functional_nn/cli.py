@@ -277,8 +277,7 @@ def _test_set(args, run_dir: Path) -> tuple:
         return _data.read_labelled(args.test, data_dir=data_dir)[0], args.test, None
     name = args.dataset or (None if config.get("test") else config.get("dataset"))
     if name:
-        ds = _data.load_named(name, data_dir=data_dir, progress=_progress)
-        return ds.test, f"{name} test set", name
+        return _data.load_named_test(name, data_dir=data_dir, progress=_progress), f"{name} test set", name
     if config.get("test"):
         return _data.read_labelled(config["test"], data_dir=data_dir)[0], config["test"], None
     if not (run_dir / "config.json").is_file():
