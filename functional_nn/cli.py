@@ -270,16 +270,16 @@ def _run_config(run_dir: Path) -> dict:
 
 
 def _test_set(args, run_dir: Path) -> tuple:
-    """(chunk, description, dataset name) of the labelled data to evaluate on."""
+    """(chunk, description) of the labelled data to evaluate on."""
     config = _run_config(run_dir)
     data_dir = args.data_dir or config.get("data_dir") or "data"
     if args.test:
-        return _data.read_labelled(args.test, data_dir=data_dir)[0], args.test, None
+        return _data.read_labelled(args.test, data_dir=data_dir)[0], args.test
     name = args.dataset or (None if config.get("test") else config.get("dataset"))
     if name:
-        return _data.load_named_test(name, data_dir=data_dir, progress=_progress), f"{name} test set", name
+        return _data.load_named_test(name, data_dir=data_dir, progress=_progress), f"{name} test set"
     if config.get("test"):
-        return _data.read_labelled(config["test"], data_dir=data_dir)[0], config["test"], None
+        return _data.read_labelled(config["test"], data_dir=data_dir)[0], config["test"]
     if not (run_dir / "config.json").is_file():
         raise UsageError(f"{run_dir / 'config.json'}: missing, so the run's test set is unknown; "
                          "pass --dataset NAME or --test PATH")
@@ -295,7 +295,7 @@ def _evaluate(args) -> int:
     import functional_nn as fnn
     run_dir = Path(args.run_dir)
     params, meta = load_run_model(run_dir, args.checkpoint)
-    chunk, where, _ = _test_set(args, run_dir)
+    chunk, where = _test_set(args, run_dir)
     _data.check_width(chunk, meta["sizes"][0], where)
     n_classes = meta["sizes"][-1]
     norm = _data.normalizer(meta["normalization"], meta.get("dtype", "float32"))
@@ -492,7 +492,7 @@ def _report(args) -> int:
         raise UsageError(f"{run_dir / 'metrics.json'}: missing: the run did not finish (resume it with "
                          f"{resume_command(run_dir)})")
     params, meta = load_run_model(run_dir, args.checkpoint)
-    chunk, where, _ = _test_set(args, run_dir)
+    chunk, where = _test_set(args, run_dir)
     _data.check_width(chunk, meta["sizes"][0], where)
     norm = _data.normalizer(meta["normalization"], meta.get("dtype", "float32"))
     probs = predict_proba_batches(params, chunk, norm)
