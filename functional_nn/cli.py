@@ -17,8 +17,8 @@ import numpy as np
 from functional_nn import _data, _runs
 from functional_nn import checkpoint as ckpt
 from functional_nn._settings import DEFAULTS, OPTIMIZERS, PRESETS, SCHEDULES, UsageError, check, read_toml, resolve
-from functional_nn._train import (Output, _nan_to_none, absolute_paths, predict_proba_batches, resume_command,
-                                  train_command)
+from functional_nn._train import (Output, _nan_to_none, absolute_paths, evaluation_metrics, predict_proba_batches,
+                                  resume_command, train_command)
 from functional_nn.images import ImageError, is_image_path, load_gray, mnist_style
 from pipelines import DataError, FetchError
 from pipelines import datasets as pl_datasets
@@ -502,9 +502,7 @@ def _report(args) -> int:
     if args.test or args.dataset or args.checkpoint != "model":    # not what metrics.json describes
         import functional_nn as fnn
         result = fnn.evaluate(params, _data.eval_batches(chunk, norm), n_classes=meta["sizes"][-1])
-        metrics = {"test_loss": float(result["loss"]), "test_accuracy": float(result["accuracy"]),
-                   "per_class_accuracy": [_nan_to_none(a) for a in result["per_class_accuracy"]],
-                   "confusion": np.asarray(result["confusion"]).tolist(), "n_test": int(result["n"])}
+        metrics = evaluation_metrics(result)
     written = report.write_report(run_dir, x_test=chunk.x, y_test=chunk.y, probs=probs,
                                   first_layer_w=np.asarray(params[0].w), classes=classes, image_shape=shape,
                                   out_dir=args.out, metrics=metrics)
