@@ -16,7 +16,8 @@ import numpy as np
 
 from functional_nn import _data, _runs
 from functional_nn import checkpoint as ckpt
-from functional_nn._settings import DEFAULTS, OPTIMIZERS, PRESETS, SCHEDULES, UsageError, check, read_toml, resolve
+from functional_nn._settings import (ACTIVATION_NAMES, DEFAULTS, DTYPES, INITS, NORMALIZATIONS, OPTIMIZERS, PRESETS,
+                                     SCHEDULES, UsageError, check, read_toml, resolve)
 from functional_nn._train import (Output, _nan_to_none, absolute_paths, evaluation_metrics, predict_proba_batches,
                                   resume_command, train_command)
 from functional_nn.images import ImageError, is_image_path, load_gray, mnist_style
@@ -55,7 +56,7 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     data.add_argument("--data-dir", default=S, metavar="DIR", help=f"dataset cache folder (default {d['data_dir']})")
     data.add_argument("--validation-fraction", type=float, default=S, metavar="F",
                       help=f"share of the training set held out for validation (default {d['validation_fraction']})")
-    data.add_argument("--normalize", default=S, choices=("scale", "standardize"),
+    data.add_argument("--normalize", default=S, choices=NORMALIZATIONS,
                       help="scale: pixels / 255; standardize: per-pixel mean and std of the training split "
                            f"(default {d['normalize']})")
     data.add_argument("--augment-shift", type=int, default=S, metavar="PIXELS",
@@ -64,11 +65,11 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     model.add_argument("--hidden", type=_positive_int_list, nargs="*", default=S, metavar="N",
                        help=f"hidden layer widths (default {' '.join(map(str, d['hidden']))}; "
                             "none: softmax regression)")
-    model.add_argument("--activation", default=S, choices=("relu", "leaky_relu", "tanh", "sigmoid"),
+    model.add_argument("--activation", default=S, choices=ACTIVATION_NAMES,
                        help=f"hidden activation (default {d['activation']})")
-    model.add_argument("--init", default=S, choices=("he", "glorot", "normal"),
+    model.add_argument("--init", default=S, choices=INITS,
                        help=f"weight init (default {d['init']})")
-    model.add_argument("--dtype", default=S, choices=("float32", "float64"), help=f"(default {d['dtype']})")
+    model.add_argument("--dtype", default=S, choices=DTYPES, help=f"(default {d['dtype']})")
     opt = p.add_argument_group("optimization")
     opt.add_argument("--optimizer", default=S, choices=OPTIMIZERS, help=f"(default {d['optimizer']})")
     opt.add_argument("--lr", type=float, default=S, help=f"peak learning rate (default {d['lr']:g})")
