@@ -56,11 +56,22 @@ def read_labelled(path: str | Path, *, data_dir: str | Path) -> tuple[Chunk, dic
     return chunk, dict(sha)
 
 
-def load_named(name: str, *, data_dir: str | Path, progress: Callable[[str], None] | None = None):
-    """pipelines' Dataset for a name (fetched if missing), the name checked first."""
+def _check_dataset_name(name: str) -> None:
     if name not in pl_datasets.DATASETS:
         raise UsageError(f"--dataset: unknown dataset '{name}' (choose from {', '.join(pl_datasets.DATASETS)})")
+
+
+def load_named(name: str, *, data_dir: str | Path, progress: Callable[[str], None] | None = None):
+    """pipelines' Dataset for a name (fetched if missing), the name checked first."""
+    _check_dataset_name(name)
     return pl_datasets.load(name, data_dir=str(data_dir), progress=progress)
+
+
+def load_named_test(name: str, *, data_dir: str | Path, progress: Callable[[str], None] | None = None) -> Chunk:
+    """A named dataset's test split alone (fetched if missing): evaluation never reads the training set."""
+    _check_dataset_name(name)
+    _, test_path = pl_datasets.fetch(name, data_dir=str(data_dir), progress=progress)
+    return read_labelled(test_path, data_dir=data_dir)[0]
 
 
 def load_train_test(settings: Mapping, *, progress=None) -> tuple[Chunk, Chunk, dict, str]:

@@ -469,10 +469,7 @@ def _finish(run_dir, *, test, settings, norm_stage, classes, plots, output) -> i
     meta = {k: v for k, v in last.meta.items() if k != "progress"}
     meta["epoch"] = chosen.meta.get("epoch", progress["epoch"])
     ckpt.save(run_dir / "model.npz", params, meta)
-    metrics = {"test_loss": float(result["loss"]), "test_accuracy": float(result["accuracy"]),
-               "per_class_accuracy": [_nan_to_none(a) for a in result["per_class_accuracy"]],
-               "confusion": np.asarray(result["confusion"]).tolist(), "n_test": int(result["n"]),
-               "best_epoch": int(progress["best_epoch"]), "classes": classes,
+    metrics = {**evaluation_metrics(result), "best_epoch": int(progress["best_epoch"]), "classes": classes,
                "epochs_run": int(progress["epoch"]), "stopped_early": bool(progress["stopped_early"])}
     _runs.write_json(run_dir / "metrics.json", metrics)
     per_class = "  ".join(f"{c}: {'-' if a is None else format(a, '.4f')}"
@@ -487,6 +484,13 @@ def _finish(run_dir, *, test, settings, norm_stage, classes, plots, output) -> i
         _draw_report(run_dir, test=test, params=params, norm_stage=norm_stage, classes=classes, output=output)
     output.note(f"fnn train: saved {run_dir}")
     return 0
+
+
+def evaluation_metrics(result: Mapping) -> dict:
+    """The JSON-ready test figures of an ``evaluate`` result, as metrics.json records them."""
+    return {"test_loss": float(result["loss"]), "test_accuracy": float(result["accuracy"]),
+            "per_class_accuracy": [_nan_to_none(a) for a in result["per_class_accuracy"]],
+            "confusion": np.asarray(result["confusion"]).tolist(), "n_test": int(result["n"])}
 
 
 def _nan_to_none(value) -> float | None:

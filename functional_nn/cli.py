@@ -16,9 +16,10 @@ import numpy as np
 
 from functional_nn import _data, _runs
 from functional_nn import checkpoint as ckpt
-from functional_nn._settings import DEFAULTS, OPTIMIZERS, PRESETS, SCHEDULES, UsageError, check, read_toml, resolve
-from functional_nn._train import (Output, _nan_to_none, absolute_paths, predict_proba_batches, resume_command,
-                                  train_command)
+from functional_nn._settings import (ACTIVATION_NAMES, DEFAULTS, DTYPES, INITS, NORMALIZATIONS, OPTIMIZERS, PRESETS,
+                                     SCHEDULES, UsageError, check, read_toml, resolve)
+from functional_nn._train import (Output, _nan_to_none, absolute_paths, evaluation_metrics, predict_proba_batches,
+                                  resume_command, train_command)
 from functional_nn.images import ImageError, is_image_path, load_gray, mnist_style
 from pipelines import DataError, FetchError
 from pipelines import datasets as pl_datasets
@@ -55,7 +56,7 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     data.add_argument("--data-dir", default=S, metavar="DIR", help=f"dataset cache folder (default {d['data_dir']})")
     data.add_argument("--validation-fraction", type=float, default=S, metavar="F",
                       help=f"share of the training set held out for validation (default {d['validation_fraction']})")
-    data.add_argument("--normalize", default=S, choices=("scale", "standardize"),
+    data.add_argument("--normalize", default=S, choices=NORMALIZATIONS,
                       help="scale: pixels / 255; standardize: per-pixel mean and std of the training split "
                            f"(default {d['normalize']})")
     data.add_argument("--augment-shift", type=int, default=S, metavar="PIXELS",
@@ -64,11 +65,11 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     model.add_argument("--hidden", type=_positive_int_list, nargs="*", default=S, metavar="N",
                        help=f"hidden layer widths (default {' '.join(map(str, d['hidden']))}; "
                             "none: softmax regression)")
-    model.add_argument("--activation", default=S, choices=("relu", "leaky_relu", "tanh", "sigmoid"),
+    model.add_argument("--activation", default=S, choices=ACTIVATION_NAMES,
                        help=f"hidden activation (default {d['activation']})")
-    model.add_argument("--init", default=S, choices=("he", "glorot", "normal"),
+    model.add_argument("--init", default=S, choices=INITS,
                        help=f"weight init (default {d['init']})")
-    model.add_argument("--dtype", default=S, choices=("float32", "float64"), help=f"(default {d['dtype']})")
+    model.add_argument("--dtype", default=S, choices=DTYPES, help=f"(default {d['dtype']})")
     opt = p.add_argument_group("optimization")
     opt.add_argument("--optimizer", default=S, choices=OPTIMIZERS, help=f"(default {d['optimizer']})")
     opt.add_argument("--lr", type=float, default=S, help=f"peak learning rate (default {d['lr']:g})")
@@ -270,17 +271,16 @@ def _run_config(run_dir: Path) -> dict:
 
 
 def _test_set(args, run_dir: Path) -> tuple:
-    """(chunk, description, dataset name) of the labelled data to evaluate on."""
+    """(chunk, description) of the labelled data to evaluate on."""
     config = _run_config(run_dir)
     data_dir = args.data_dir or config.get("data_dir") or "data"
     if args.test:
-        return _data.read_labelled(args.test, data_dir=data_dir)[0], args.test, None
+        return _data.read_labelled(args.test, data_dir=data_dir)[0], args.test
     name = args.dataset or (None if config.get("test") else config.get("dataset"))
     if name:
-        ds = _data.load_named(name, data_dir=data_dir, progress=_progress)
-        return ds.test, f"{name} test set", name
+        return _data.load_named_test(name, data_dir=data_dir, progress=_progress), f"{name} test set"
     if config.get("test"):
-        return _data.read_labelled(config["test"], data_dir=data_dir)[0], config["test"], None
+        return _data.read_labelled(config["test"], data_dir=data_dir)[0], config["test"]
     if not (run_dir / "config.json").is_file():
         raise UsageError(f"{run_dir / 'config.json'}: missing, so the run's test set is unknown; "
                          "pass --dataset NAME or --test PATH")
@@ -296,7 +296,7 @@ def _evaluate(args) -> int:
     import functional_nn as fnn
     run_dir = Path(args.run_dir)
     params, meta = load_run_model(run_dir, args.checkpoint)
-    chunk, where, _ = _test_set(args, run_dir)
+    chunk, where = _test_set(args, run_dir)
     _data.check_width(chunk, meta["sizes"][0], where)
     n_classes = meta["sizes"][-1]
     norm = _data.normalizer(meta["normalization"], meta.get("dtype", "float32"))
@@ -442,7 +442,7 @@ def _report(args) -> int:
         raise UsageError(f"{run_dir / 'metrics.json'}: missing: the run did not finish (resume it with "
                          f"{resume_command(run_dir)})")
     params, meta = load_run_model(run_dir, args.checkpoint)
-    chunk, where, _ = _test_set(args, run_dir)
+    chunk, where = _test_set(args, run_dir)
     _data.check_width(chunk, meta["sizes"][0], where)
     norm = _data.normalizer(meta["normalization"], meta.get("dtype", "float32"))
     probs = predict_proba_batches(params, chunk, norm)
@@ -452,9 +452,7 @@ def _report(args) -> int:
     if args.test or args.dataset or args.checkpoint != "model":    # not what metrics.json describes
         import functional_nn as fnn
         result = fnn.evaluate(params, _data.eval_batches(chunk, norm), n_classes=meta["sizes"][-1])
-        metrics = {"test_loss": float(result["loss"]), "test_accuracy": float(result["accuracy"]),
-                   "per_class_accuracy": [_nan_to_none(a) for a in result["per_class_accuracy"]],
-                   "confusion": np.asarray(result["confusion"]).tolist(), "n_test": int(result["n"])}
+        metrics = evaluation_metrics(result)
     written = report.write_report(run_dir, x_test=chunk.x, y_test=chunk.y, probs=probs,
                                   first_layer_w=np.asarray(params[0].w), classes=classes, image_shape=shape,
                                   out_dir=args.out, metrics=metrics)

@@ -118,9 +118,7 @@ def mnist_style(gray: np.ndarray, *, size: int = 28, box: int = 20, threshold: f
     ink = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     digit = _fit_box(ink, box)
     h, w = digit.shape
-    total = float(digit.sum())
-    cy = float((digit.sum(axis=1) * np.arange(h)).sum()) / total
-    cx = float((digit.sum(axis=0) * np.arange(w)).sum()) / total
+    cy, cx = centre_of_mass(digit)
     centre = (size - 1) / 2
     top = int(np.clip(round(centre - cy), 0, size - h))
     left = int(np.clip(round(centre - cx), 0, size - w))

@@ -1,8 +1,9 @@
 """Pictures of a training run: curves, confusion matrix, predictions, mistakes, filters, a GIF, one HTML page.
 
-This is an I/O edge (like the CLI): it reads a run folder and writes pictures. It never imports the rest of
-``functional_nn`` or ``pipelines``; the caller passes plain arrays (test images, labels, predicted
-probabilities, the first layer's weights) and the run folder supplies everything else.
+This is an I/O edge (like the CLI): it reads a run folder and writes pictures. It imports nothing of
+``functional_nn`` but its atomic file writer (``_runs``, standard library only) and nothing of ``pipelines``;
+the caller passes plain arrays (test images, labels, predicted probabilities, the first layer's weights) and
+the run folder supplies everything else.
 
 Public API:
 
@@ -54,7 +55,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -62,6 +62,8 @@ from typing import Any
 
 import attrs
 import numpy as np
+
+from functional_nn._runs import atomic_write_bytes
 
 __all__ = [
     "PLOT_EXTRA_HINT",
@@ -893,21 +895,6 @@ def _render_html(run: Run, names: list[str], best: int | None, pictures: Mapping
 # ------------------------------------------------------------------------------------------- the edge
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp files are private (0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _check_arrays(where: str, run: Run, x_test, y_test, probs, first_layer_w,
                   image_shape) -> tuple[np.ndarray, ...]:
     pixels = int(np.prod(image_shape))
@@ -992,6 +979,6 @@ def write_report(run_dir: str | os.PathLike, *, x_test: np.ndarray, y_test: np.n
     written = {}
     for file_name, data in {**pictures, "report.html": page.encode("utf-8")}.items():
         path = target / file_name
-        _write_atomic(path, data)
+        atomic_write_bytes(path, data)
         written[file_name] = path
     return written

@@ -14,19 +14,11 @@ import pytest
 
 from functional_nn import checkpoint
 from functional_nn.cli import confusion_table, main
+from tests.synthetic import synthetic_digits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HEADER = "label," + ",".join(f"{r}x{c}" for r in range(1, 29) for c in range(1, 29))
 FAST = ["--hidden", "32", "--epochs", "2", "--batch-size", "32", "--no-plots"]
-
-
-def synthetic_digits(n, seed):
-    """(x uint8 (n, 784), y int (n,)): each class is a fixed sparse stroke pattern plus noise."""
-    templates = (np.random.default_rng(1234).random((10, 784)) < 0.15) * 200
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 10, n)
-    x = np.clip(templates[y] + rng.integers(0, 60, (n, 784)), 0, 255).astype(np.uint8)
-    return x, y
 
 
 def write_csv(path, n, seed, *, label=True, width=784):

@@ -13,7 +13,7 @@ pytest.importorskip("PIL", reason="the plot extra is not installed: python -m pi
 
 from PIL import Image  # noqa: E402
 
-from functional_nn import report  # noqa: E402
+from functional_nn import _runs, report  # noqa: E402
 from functional_nn.report import ReportError, read_run, select_mistakes, write_report  # noqa: E402
 
 PICTURES = ("curves.png", "confusion.png", "per_class.png", "predictions.png", "mistakes.png", "filters.png",
@@ -246,9 +246,9 @@ def test_atomic_write_leaves_no_half_file(tmp_path, monkeypatch):
     def fail(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(report.os, "replace", fail)
+    monkeypatch.setattr(_runs.os, "replace", fail)
     with pytest.raises(OSError, match="disk full"):
-        report._write_atomic(target, b"new")
+        report.atomic_write_bytes(target, b"new")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
 
