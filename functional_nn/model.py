@@ -14,6 +14,7 @@ operations are on arrays the function has just allocated (``z`` after ``x @ w``,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -188,7 +189,8 @@ def loss(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, masks
     return value
 
 
-def _backprop(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, masks=None, scale: float = 1.0):
+def _backprop(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, masks=None, scale: float = 1.0,
+              flat: bool = False):
     """One forward and one backward pass: ``(loss, grad_leaves, logits)``.
 
     ``grad_leaves`` are the gradients as a flat list in ``tree_leaves(params)`` order (``[w0, b0, w1, b1, ...]``):
@@ -197,6 +199,9 @@ def _backprop(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, 
     parameters in place instead of allocating updates and sums; everyone else wraps them in ``Dense`` records.
     With ``scale``, the gradients come out multiplied by it: folded into the (batch, n_classes) output delta
     before the matrix products, so it costs nothing (rounding may differ from scaling afterwards).
+    With ``flat`` (and ``x`` of the parameters' one dtype), the leaves are consecutive views of ONE new 1-D array,
+    in leaf order (``leaves[0].base``): the matrix products and sums write straight into it, and a fused optimizer
+    then updates every parameter with one NumPy call per pass instead of one per leaf (same numbers, bitwise).
     """
     _check_masks(params, masks)
     l2 = float(l2)
@@ -204,16 +209,21 @@ def _backprop(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, 
     logits = outputs[-1]
     value, delta = _cross_entropy(logits, _targets(y, logits), with_delta=True, scale=scale)  # scale * dL/dlogits
     leaves = [None] * (2 * len(params))
+    out = _flat_grad_views(params, x.dtype) if flat else None
     for i in reversed(range(len(params))):
         layer = params[i]
         if layer.activation == "relu":  # dL/dz = dL/da * f'(z); `delta` is ours, so multiply in place
             np.multiply(delta, outputs[i] > 0, out=delta)
         elif layer.activation != "identity":
             delta *= DERIVATIVES[layer.activation](outputs[i])
-        grad_w = inputs[i].T @ delta
+        if out is None:
+            grad_w, grad_b = inputs[i].T @ delta, delta.sum(axis=0)
+        else:
+            grad_w = np.matmul(inputs[i].T, delta, out=out[2 * i])
+            grad_b = np.sum(delta, axis=0, out=out[2 * i + 1])
         if l2:
             grad_w += (scale * l2) * layer.w
-        leaves[2 * i], leaves[2 * i + 1] = grad_w, delta.sum(axis=0)
+        leaves[2 * i], leaves[2 * i + 1] = grad_w, grad_b
         if i > 0:  # dL/d(input of layer i), then back through the previous layer's dropout mask
             delta = delta @ layer.w.T
             if masks is not None:
@@ -221,6 +231,23 @@ def _backprop(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, 
     if l2:
         value = value + _l2_penalty(params, l2)
     return value, leaves, logits
+
+
+def _flat_grad_views(params: Params, dtype) -> list | None:
+    """Views ``[w0, b0, w1, b1, ...]`` shaped like ``params``' leaves, tiling one new 1-D array of ``dtype``.
+
+    None when some parameter has another dtype (the products would then be computed in a wider one).
+    """
+    if any(layer.w.dtype != dtype or layer.b.dtype != dtype for layer in params):
+        return None
+    shapes = [a.shape for layer in params for a in (layer.w, layer.b)]
+    buffer = np.empty(sum(math.prod(shape) for shape in shapes), dtype)
+    views, start = [], 0
+    for shape in shapes:
+        stop = start + math.prod(shape)
+        views.append(buffer[start:stop].reshape(shape))
+        start = stop
+    return views
 
 
 def _value_grad_logits(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, masks=None):
