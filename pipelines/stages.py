@@ -35,8 +35,8 @@ def scale(chunks: Iterable[Chunk], *, max_value: float = 255.0) -> Iterator[Chun
     [[[0.0, 0.20000000298023224, 1.0]]]
     """
     divisor = np.float32(max_value)
-    for chunk in chunks:
-        yield Chunk(chunk.x.astype(np.float32) / divisor, chunk.y)
+    for chunk in chunks:  # one pass: each value converted to float32, then divided (as astype, then `/`)
+        yield Chunk(np.divide(chunk.x, divisor, dtype=np.float32), chunk.y)
 
 
 def standardize(chunks: Iterable[Chunk], stats: Standardizer) -> Iterator[Chunk]:
@@ -47,15 +47,17 @@ def standardize(chunks: Iterable[Chunk], stats: Standardizer) -> Iterator[Chunk]
     >>> [c.x.tolist() for c in standardize([data], fit_standardizer(data))]
     [[[-1.0, 0.0], [1.0, 0.0]]]
     """
-    for chunk in chunks:
-        yield Chunk((chunk.x.astype(np.float32) - stats.mean) / stats.std, chunk.y)
+    for chunk in chunks:  # two passes, the second in place on the first's new array
+        out = np.subtract(chunk.x, stats.mean, dtype=np.float32)
+        out /= stats.std
+        yield Chunk(out, chunk.y)
 
 
 def shuffle(chunks: Iterable[Chunk], rng: np.random.Generator, *, buffer_rows: int = 65536) -> Iterator[Chunk]:
     """Shuffle rows with a buffer of ``buffer_rows`` rows: the rows out are a permutation of the rows in.
 
     A stream that fits in the buffer (or one chunk, of any size: an in-memory source) comes out as one
-    exact, uniformly random permutation. A longer stream flows through the buffer as in tf.data: each new
+    exact, uniformly random permutation, in chunks of about a megabyte (gathered as they are drawn). A longer stream flows through the buffer as in tf.data: each new
     chunk's rows take the places of as many rows drawn at random from the buffer, which are emitted.
     Consumes ``rng``; seed epoch ``e`` with ``epoch_seed_rng(seed, e)``.
 
@@ -93,11 +95,25 @@ def shuffle(chunks: Iterable[Chunk], rng: np.random.Generator, *, buffer_rows: i
             by[slots] = chunk.y
     if filling:
         pool = concat_chunks(filling)
-        order = rng.permutation(len(pool))
-        yield Chunk(pool.x[order], None if pool.y is None else pool.y[order])
+        yield from _permuted(pool.x, pool.y, rng.permutation(len(pool)))
     elif bx is not None:
-        order = rng.permutation(len(bx))
-        yield Chunk(bx[order], None if by is None else by[order])
+        yield from _permuted(bx, by, rng.permutation(len(bx)))
+
+
+PIECE_BYTES = 1 << 20  # a permuted stream comes out in pieces of about this many bytes of x
+
+
+def _permuted(x: np.ndarray, y: np.ndarray | None, order: np.ndarray) -> Iterator[Chunk]:
+    """Rows ``order`` of ``(x, y)``, gathered a piece at a time (a power of two rows, about ``PIECE_BYTES``).
+
+    The same rows in the same order as one ``x[order]``, without a second copy of a whole data set in memory; each
+    piece is gathered just before it is used, so the batches cut from it are still in cache.
+    """
+    row_bytes = max(1, x[:1].nbytes)
+    rows = 1 << max(0, (PIECE_BYTES // row_bytes).bit_length() - 1)
+    for start in range(0, len(order), rows):
+        idx = order[start : start + rows]
+        yield Chunk(x[idx], None if y is None else y[idx])
 
 
 def batch(chunks: Iterable[Chunk], *, batch_size: int, drop_remainder: bool = False) -> Iterator[Chunk]:

@@ -5,9 +5,12 @@ import pytest
 from data_strategies import chunk_streams
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from pipelines import Chunk, batch, concat_chunks, epoch_seed_rng, from_arrays, scale, shuffle, skip, take
-from pipelines import train_val_split
+from pipelines import standardize, train_val_split
+from pipelines.stages import PIECE_BYTES
+from pipelines.stats import fit_standardizer
 
 
 def rows(chunks):
@@ -146,3 +149,35 @@ def test_stages_are_lazy():
         raise AssertionError("read too far")
 
     assert flat_y(take(source(), 2)) == [0, 1]
+
+
+def test_in_memory_shuffle_comes_in_pieces_of_one_exact_gather():
+    """The permuted rows come out a piece at a time (a power of two rows, about PIECE_BYTES of x), never as a second
+    copy of the whole data set, and together they are exactly ``x[permutation]`` of the same generator."""
+    x = np.arange(3000 * 1000, dtype=np.float64).reshape(3000, 1000)  # 8000 bytes per row: 128-row pieces
+    y = np.arange(3000)
+    pieces = list(shuffle(from_arrays(x, y), np.random.default_rng(5)))
+    order = np.random.default_rng(5).permutation(3000)
+    assert [len(p) for p in pieces] == [128] * 23 + [3000 - 23 * 128]
+    assert max(p.x.nbytes for p in pieces) <= PIECE_BYTES
+    np.testing.assert_array_equal(concat_chunks(pieces).x, x[order])
+    np.testing.assert_array_equal(concat_chunks(pieces).y, y[order])
+
+
+@settings(max_examples=40, deadline=None)
+@given(x=arrays(st.sampled_from([np.uint8, np.int64, np.float64]), st.tuples(st.integers(1, 5), st.integers(1, 6)),
+                elements=st.integers(0, 255)),
+       max_value=st.sampled_from([255.0, 1.0, 7.5]))
+def test_scale_is_bitwise_astype_then_divide(x, max_value):
+    out = concat_chunks(scale(from_arrays(x), max_value=max_value)).x
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, x.astype(np.float32) / np.float32(max_value))
+
+
+@settings(max_examples=40, deadline=None)
+@given(x=arrays(np.uint8, st.tuples(st.integers(2, 6), st.integers(1, 5))))
+def test_standardize_is_bitwise_the_textbook_formula(x):
+    stats = fit_standardizer(Chunk(x))
+    out = concat_chunks(standardize(from_arrays(x), stats)).x
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, (x.astype(np.float32) - stats.mean) / stats.std)
