@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from functional_nn import _data, _runs
+from functional_nn._malloc import tune_malloc
 from functional_nn import checkpoint as ckpt
 from functional_nn._settings import (ACTIVATION_NAMES, DEFAULTS, DTYPES, INITS, NORMALIZATIONS, OPTIMIZERS, PRESETS,
                                      SCHEDULES, UsageError, check, read_toml, resolve)
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run ``fnn`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    tune_malloc()  # keep freed arrays in the heap: a training step then costs no page faults (see _malloc)
     command = next((a for a in argv if not a.startswith("-")), "")
     prog = f"{PROG} {command}".strip()
     try:

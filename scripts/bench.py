@@ -7,9 +7,9 @@ Usage::
     python scripts/bench.py --rounds 9 --json  # machine-readable output
     python scripts/bench.py --quick            # fixture or synthetic data, one round: a few seconds (CI)
 
-Everything runs in ONE process, in alternating rounds (round r: floor, ours, torch, sklearn for each configuration,
+Everything runs in ONE process, in alternating rounds (round r: floor, fed, ours, torch, sklearn per configuration,
 then the data timings), so that drift of a shared machine hits every contender alike; the report gives medians,
-min-max and the ratios ours / floor and ours / torch. Configurations, float32, batch 128:
+min-max and the ratios ours / floor, ours / fed and ours / torch. Configurations, float32, batch 128:
 
     (a) 784-128-64-10 ReLU, SGD lr 0.1        (b) 784-256-128-10 ReLU, Adam lr 1e-3
 
@@ -17,9 +17,12 @@ Rows timed per configuration, each one MNIST epoch (60000 rows, 469 steps):
 
 - ``floor``: the 3 forward and 5 backward matrix products of every step, on preallocated random float32 operands
   (``np.matmul(..., out=...)``); nothing else. No NumPy trainer can beat it with this BLAS.
+- ``fed``: the same 8 products, but the data layer's operand is each real batch of the epoch, fed as ``ours`` is
+  fed and timed with it. What separates it from ``floor`` is the data: a new 400 kB batch per step that the first
+  product must read (the floor's stays in cache) and the feed itself. No trainer fed this way can beat it.
 - ``ours``: ``functional_nn.train.make_train_step`` over one epoch, fed as the ``fnn`` command feeds it
-  (pipelines ``shuffle -> batch -> scale``: one permutation of the uint8 rows per epoch, batches scaled to float32
-  as they are drawn), all of it timed. When ``functional_nn.train`` is not importable, a plain NumPy reference
+  (pipelines ``shuffle -> batch -> scale``: one permutation of the rows per epoch, gathered a megabyte at a time,
+  batches scaled to float32 as they are drawn), all of it timed. When ``functional_nn.train`` is not importable, a plain NumPy reference
   step in this file stands in (reported as such).
 - ``torch``: the same network, initial weights and batch order in PyTorch CPU, ``torch.set_num_threads`` equal to
   our BLAS threads: the uint8 tensor permuted once per epoch, then plain slices scaled to float32 per batch,
@@ -41,7 +44,6 @@ This is an I/O edge (a script): it prints, reads the clock and the environment.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import importlib.util
 import json
 import math
@@ -66,7 +68,7 @@ CONFIGS = {
     "a": {"sizes": (784, 128, 64, 10), "activation": "relu", "optimizer": "sgd", "lr": 0.1},
     "b": {"sizes": (784, 256, 128, 10), "activation": "relu", "optimizer": "adam", "lr": 1e-3},
 }
-CONTENDERS = ("floor", "ours", "torch", "sklearn")
+CONTENDERS = ("floor", "fed", "ours", "torch", "sklearn")
 WARMUP_STEPS = 20
 # Before each timed run: let the previous contender's idle worker threads stop spinning (OpenBLAS spins ~0.1 s
 # after its last call, OpenMP briefly), so that they do not take a core from the next one.
@@ -135,34 +137,12 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-MALLOC_MMAP_THRESHOLD = 16 << 20  # bytes: arrays up to this size come from the heap, not a fresh mmap each
-MALLOC_TRIM_THRESHOLD = 256 << 20  # bytes of free heap kept for reuse instead of being returned to the OS
+try:  # the fnn command tunes glibc the same way at its start (functional_nn/_malloc.py says why)
+    from functional_nn._malloc import tune_malloc
+except ImportError:  # the harness without the package: glibc as it is
 
-
-def tune_malloc() -> str | None:
-    """glibc only: stop returning freed memory to the OS between training steps; a description, or None.
-
-    A pure training step allocates its new parameters and optimizer moments (about 1 MB per step for 784-256-128-10
-    with Adam) and frees the previous ones. glibc's defaults give big blocks back to the OS (``munmap``, heap trim)
-    and the next step page-faults them in again: 180-280 minor faults per step here. Fixing the two thresholds
-    (``mallopt``) keeps that memory in the heap for reuse. Process-wide, so it belongs at an edge, never in the
-    library. Measured here: 180-280 faults per step become ~1, and the pipelines feed of an epoch (two 400 kB
-    arrays per batch) takes 0.03 s instead of 0.10-0.14 s; glibc's adaptive thresholds otherwise make timings
-    depend on what the process freed before. ``--malloc default`` measures glibc as it is.
-    """
-    if not sys.platform.startswith("linux"):
+    def tune_malloc() -> str | None:
         return None
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
-        ok = libc.mallopt(m_mmap_threshold, MALLOC_MMAP_THRESHOLD) and libc.mallopt(m_trim_threshold,
-                                                                                 MALLOC_TRIM_THRESHOLD)
-    except (OSError, AttributeError):
-        return None
-    if not ok:
-        return None
-    return (f"glibc mallopt(M_MMAP_THRESHOLD={MALLOC_MMAP_THRESHOLD >> 20} MiB,"
-            f" M_TRIM_THRESHOLD={MALLOC_TRIM_THRESHOLD >> 20} MiB)")
 
 
 # ------------------------------------------------------------------------------------------------------- data
@@ -251,11 +231,16 @@ def gather_scaled(x_u8: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return out
 
 
-def make_floor(sizes: Sequence[int], n: int, batch_size: int) -> Callable[[], float]:
+def make_floor(sizes: Sequence[int], n: int, batch_size: int, batches: Callable | None = None) -> Callable[..., float]:
     """One epoch of only the matrix products of a training step, on preallocated float32 operands.
 
     Per step: ``h_i @ w_i`` for the 3 layers (forward), then ``h_i.T @ d_i`` (3 weight gradients) and ``d_i @ w_i.T``
-    (2 input gradients, none for the data layer): 8 GEMMs, written into preallocated outputs.
+    (2 input gradients, none for the data layer): 8 GEMMs, written into preallocated outputs. ``run(steps)``.
+
+    With ``batches`` (``epoch -> iterator of (x, y)``, the feed of :func:`epoch_batches_factory`), the data layer's
+    operand is each real batch instead, made as it is drawn and included in the timing: ``run(epoch, steps)``.
+    That is the ``fed`` row, the least any trainer fed this way can take: every step's products read a new batch
+    (not one that stays in cache, as the floor's does), and the feed's shuffling and scaling take their time.
     """
     rng = np.random.default_rng(1)
     ws = [rng.standard_normal((a, b), dtype=np.float32) * 0.05 for a, b in zip(sizes[:-1], sizes[1:])]
@@ -270,19 +255,30 @@ def make_floor(sizes: Sequence[int], n: int, batch_size: int) -> Callable[[], fl
     plan = [operands[hi - lo] for lo, hi in batch_bounds(n, batch_size)]
     n_layers = len(ws)
 
+    def products(acts: list, deltas: list) -> None:
+        for i in range(n_layers):
+            np.matmul(acts[i], ws[i], out=acts[i + 1])
+        for i in range(n_layers - 1, -1, -1):
+            np.matmul(acts[i].T, deltas[i + 1], out=gws[i])
+            if i:
+                np.matmul(deltas[i + 1], ws[i].T, out=deltas[i])
+
     def run(steps: int | None = None) -> float:
-        matmul = np.matmul
         t0 = time.perf_counter()
         for acts, deltas in plan[:steps]:
-            for i in range(n_layers):
-                matmul(acts[i], ws[i], out=acts[i + 1])
-            for i in range(n_layers - 1, -1, -1):
-                matmul(acts[i].T, deltas[i + 1], out=gws[i])
-                if i:
-                    matmul(deltas[i + 1], ws[i].T, out=deltas[i])
+            products(acts, deltas)
         return time.perf_counter() - t0
 
-    return run
+    def run_fed(epoch: int, steps: int | None = None) -> float:
+        t0 = time.perf_counter()
+        for k, (xb, _) in enumerate(batches(epoch)):
+            if k == steps:
+                break
+            acts, deltas = operands[len(xb)]
+            products([xb, *acts[1:]], deltas)
+        return time.perf_counter() - t0
+
+    return run if batches is None else run_fed
 
 
 def init_weights(sizes: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -631,7 +627,7 @@ def format_report(report: dict[str, Any]) -> str:
             vs_torch = f"{row['median'] / t['torch']['median']:7.2f}" if t.get("torch") else f"{'-':>7s}"
             lines.append(f"  {name:9s} {row['median']:8.3f} {row['min']:8.3f} {row['max']:8.3f}"
                          f" {vs_floor:7.2f} {vs_torch}  {cfg['impl'][name]}")
-        for name in ("ours/floor", "ours/torch"):
+        for name in ("ours/floor", "ours/fed", "ours/torch"):
             r = cfg["ratios"].get(name)
             if r:
                 lines.append(f"  {name}: {r['of_medians']:.2f} of medians, {r['of_mins']:.2f} of minima,"
@@ -726,6 +722,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             impl: dict[str, str] = {}
             floor = make_floor(cfg["sizes"], n, BATCH_SIZE)
             runners["floor"], impl["floor"] = (lambda r, steps=None, f=floor: f(steps)), "np.matmul(out=) x 8 per step"
+            feed_name, feed = epoch_batches_factory(x_u8, y, BATCH_SIZE)
+            runners["fed"] = make_floor(cfg["sizes"], n, BATCH_SIZE, batches=feed)
+            impl["fed"] = "np.matmul x 8 per step on the real batches, fed and timed as ours"
             impl["ours"], runners["ours"] = make_ours(cfg, x_u8, y, BATCH_SIZE)
             for name, factory in (("torch", lambda: make_torch(cfg, x_u8, y, BATCH_SIZE, blas["threads"])),
                                   ("sklearn", lambda: make_sklearn(cfg, x_u8, y, BATCH_SIZE))):
@@ -795,6 +794,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "impl": cfg["impl"],
             "timings": timings,
             "ratios": {"ours/floor": ratio(timings["ours"], timings["floor"]),
+                       "ours/fed": ratio(timings["ours"], timings["fed"]),
                        "ours/torch": ratio(timings["ours"], timings["torch"])},
         }
     report = {

@@ -55,7 +55,7 @@ def test_quick_json_structure(quick_report):
     for key, cfg in report["configs"].items():
         assert (cfg["sizes"][1:], cfg["optimizer"], cfg["lr"]) == expected[key]
         timings = cfg["timings"]
-        assert set(timings) == {"floor", "ours", "torch", "sklearn"}
+        assert set(timings) == {"floor", "fed", "ours", "torch", "sklearn"}
         for name, row in timings.items():
             if row is None:  # an absent peer: skipped with a note
                 assert name in ("torch", "sklearn")
@@ -66,6 +66,7 @@ def test_quick_json_structure(quick_report):
         ratio = cfg["ratios"]["ours/floor"]
         assert ratio["of_medians"] > 0 and ratio["of_mins"] > 0 and ratio["paired_min"] <= ratio["paired_max"]
         assert (cfg["ratios"]["ours/torch"] is None) == (timings["torch"] is None)
+        assert cfg["ratios"]["ours/fed"]["of_medians"] > 0
 
     data = report["data"]
     for name in ("first_parse", "loadtxt", "cached_reload"):
