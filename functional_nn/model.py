@@ -14,7 +14,6 @@ operations are on arrays the function has just allocated (``z`` after ``x @ w``,
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -114,7 +113,9 @@ def _targets(y, logits: np.ndarray) -> np.ndarray:
     if y.ndim == 1 and y.dtype.kind in "iu":
         if len(y) != n:
             raise ValueError(f"y has {len(y)} labels for {n} rows")
-        if y.min() < 0 or y.max() >= k:
+        # one pass: viewed as unsigned, a negative label is huge, so `>= k` catches both ends
+        unsigned = y.view(f"u{y.dtype.itemsize}") if y.dtype.kind == "i" else y
+        if np.any(unsigned >= k):
             raise ValueError(f"labels must be in [0, {k}), got range [{y.min()}, {y.max()}]")
         return y
     if y.ndim == 2 and y.shape == (n, k):
@@ -238,14 +239,14 @@ def _flat_grad_views(params: Params, dtype) -> list | None:
 
     None when some parameter has another dtype (the products would then be computed in a wider one).
     """
-    if any(layer.w.dtype != dtype or layer.b.dtype != dtype for layer in params):
+    leaves = [a for layer in params for a in (layer.w, layer.b)]
+    if any(a.dtype != dtype for a in leaves):
         return None
-    shapes = [a.shape for layer in params for a in (layer.w, layer.b)]
-    buffer = np.empty(sum(math.prod(shape) for shape in shapes), dtype)
+    buffer = np.empty(sum(a.size for a in leaves), dtype)
     views, start = [], 0
-    for shape in shapes:
-        stop = start + math.prod(shape)
-        views.append(buffer[start:stop].reshape(shape))
+    for a in leaves:
+        stop = start + a.size
+        views.append(buffer[start:stop].reshape(a.shape))
         start = stop
     return views
 
