@@ -9,7 +9,8 @@ Dropout is *inverted* dropout with explicit masks from :func:`dropout_masks`: hi
 ``activation(z) * masks[i]``; ``masks=None`` (the default, and what inference uses) means no dropout.
 
 Speed notes: the forward pass saves each layer's input and activation, and backprop reuses them; the only in-place
-operations are on arrays the function has just allocated (``z`` after ``x @ w``, the running ``delta``).
+operations are on arrays the function has just allocated (``z`` after ``x @ w``, the running ``delta``, and for the
+training step the one buffer that all the gradients are written into).
 """
 
 from __future__ import annotations
