@@ -30,7 +30,6 @@ BLOCK_BYTES = 2 << 20  # bytes parsed per vectorised step: big enough to amortis
 MAX_REPORTED_LINES = 10
 CACHE_VERSION = 1
 _PAD = b"\n\n\n\n"
-_ZERO = np.uint8(48)
 _INK = ~np.isin(np.arange(256), list(b" \t\n\r\x0b\x0c"))  # bytes that make a line non-blank (bytes.strip)
 _INK.flags.writeable = False
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -163,76 +162,64 @@ def _make_spec(path: Path, first_line: bytes, *, header, label_col, n_classes: i
     return _CsvSpec(path, n_cols, label, names, n_classes), has_header
 
 
-def _pair_table() -> np.ndarray:
-    """Value of the last two bytes before a field terminator, read as one little-endian uint16 (low byte first).
-
-    A digit after a separator gives that digit; two digits give ``0x8000 | (10 * a + b)`` (the flag says: check
-    for a third digit); anything else (an empty field, a letter) gives ``0xFFFF``.
-    """
-    table = np.full(65536, 0xFFFF, np.uint16)
-    for last in range(10):
-        for prev in range(256):
-            key = prev | ((48 + last) << 8)
-            if 48 <= prev <= 57:
-                table[key] = 0x8000 | (10 * (prev - 48) + last)
-            elif prev < 48:  # a separator; bytes below '0' other than , \r \n fail the terminator checks
-                table[key] = last
-    table.flags.writeable = False
-    return table
-
-
-_PAIRS = _pair_table()
-
-
 def _fast_block(data: bytes, spec: _CsvSpec) -> tuple[np.ndarray, np.ndarray | None] | None:
     """Vectorised parse of complete lines of plain 1-3 digit fields; ``None`` if anything looks off.
 
-    One pass finds the field terminators (bytes below '0'), one gather of byte pairs through ``_PAIRS`` gives
-    each field's last two digits, and only the fields with two or more digits get a second look.
+    One pass finds the field terminators (bytes below '0'); byte counts check that they are commas and line
+    ends only (LF, or CR LF). Three gathers at offsets from the terminators give each field's last three bytes
+    (a fourth, for 3-digit fields only, rules out longer ones). No temporary is much larger than the index of
+    terminators, and none outlives the call: big short-lived arrays (a uint16 index that ``take`` widens to
+    int64, say) cost more in page faults than the arithmetic. Pure, so worker threads run it; NumPy releases
+    the GIL in its loops.
     """
     n_cols, n = spec.n_cols, len(data)
-    raw = _PAD + data + _PAD
-    padded = np.frombuffer(raw, np.uint8)
+    padded = np.frombuffer(_PAD + data + _PAD, np.uint8)
     b = padded[4 : 4 + n]
-    back3, back4 = padded[1 : 1 + n], padded[:n]  # back3[i] == b[i - 3]
-    # pairs[i] = b[i-2] | b[i-1] << 8: an aligned copy of an overlapping uint16 view (gathers from it are fast)
-    pairs = np.ascontiguousarray(np.ndarray((n,), dtype="<u2", buffer=raw, offset=2, strides=(1,)))
+    if n and b.max() > 57:
+        return None
     terminator = b < 48
+    newline = b == 10
+    n_lines = np.count_nonzero(newline)
     crlf = data.find(b"\r") >= 0
     if crlf:  # a '\n' right after '\r' is part of the line end, not a terminator of its own
-        terminator &= ~((b == 10) & (padded[3 : 3 + n] == 13))
+        newline &= padded[3 : 3 + n] == 13
+        terminator ^= newline
+    del newline
     sep = np.flatnonzero(terminator)
-    c = b[sep]
-    if len(c) % n_cols:
+    del terminator
+    # n_lines * n_cols terminators, n_lines * (n_cols - 1) of them commas, every n_cols-th a line end:
+    # then there is no other terminator and every line holds n_cols fields
+    if len(sep) != n_lines * n_cols or np.count_nonzero(b == 44) != n_lines * (n_cols - 1):
         return None
-    c2 = c.reshape(-1, n_cols)
-    if not (c2[:, :-1] == 44).all():
-        return None
-    ends = c2[:, -1]
+    line_ends = sep[n_cols - 1 :: n_cols]
+    ends = b.take(line_ends)
     if crlf:
-        line_ends = sep[n_cols - 1 :: n_cols]
-        if not ((ends == 10) | ((ends == 13) & (padded[5 : 5 + n][line_ends] == 10))).all():
+        if not ((ends == 10) | ((ends == 13) & (padded[5 : 5 + n].take(line_ends) == 10))).all():
             return None
     elif not (ends == 10).all():
         return None
-    if n and b.max() > 57:
+    # the 1st, 2nd, 3rd byte before each terminator: a digit becomes 0-9, a separator wraps to 208 or more
+    ones = padded[3 : 3 + n].take(sep)
+    ones -= 48
+    if len(ones) and ones.max() > 9:  # an empty field
         return None
-    v = _PAIRS[pairs[sep]]
-    if (v == 0xFFFF).any():  # an empty or odd field
+    tens = padded[2 : 2 + n].take(sep)
+    tens -= 48
+    digits = tens <= 9  # two or more digits
+    tens *= digits
+    hundreds = padded[1 : 1 + n].take(sep)
+    hundreds -= 48
+    digits &= hundreds <= 9  # three or more
+    if digits.any() and (padded[:n].take(sep[digits]) >= 48).any():  # 4+ digits: let the precise parser judge
         return None
-    i2 = np.flatnonzero(v >= 0x8000)
-    if len(i2):
-        e2 = sep[i2]
-        w = v[i2] & np.uint16(0x7FFF)
-        third = back3[e2]
-        i3 = np.flatnonzero(third >= 48)
-        if len(i3):
-            if (back4[e2[i3]] >= 48).any():  # 4+ digits: let the precise parser judge
-                return None
-            w[i3] += (third[i3] - _ZERO).astype(np.uint16) * np.uint16(100)
-        if w.max() > 255:
-            return None
-        v[i2] = w
+    hundreds *= digits
+    tens *= 10
+    tens += ones
+    v = hundreds.astype(np.uint16)
+    v *= 100
+    v += tens
+    if len(v) and v.max() > 255:
+        return None
     v = v.reshape(-1, n_cols)
     if spec.label is None:
         return v.astype(np.uint8), None

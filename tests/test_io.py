@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines import DataError, DataWarning, read_arrays, read_chunks, write_csv, write_idx
-from pipelines.io import BLOCK_BYTES, _csv_parts, _BadRows, csv_row_lines
+from pipelines.io import BLOCK_BYTES, _BadRows, _CsvSpec, _csv_parts, _fast_block, csv_row_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "data" / "fixtures"
@@ -82,6 +82,31 @@ def test_odd_but_valid_fields_take_the_precise_path(tmp_path):
     path.write_bytes(b"1, 2,3\n2,0004,5.0\n\n3,+6,7\n")  # spaces, leading zeros, 5.0, a blank line, +6
     chunk = read_arrays(path)
     assert chunk.x.tolist() == [[2, 3], [4, 5], [6, 7]] and chunk.y.tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize("text, accepted", [
+    (b"1,2,3\n0,255,9\n", True), (b"1,2,3\r\n0,255,9\r\n", True), (b"1,2,3\n0,255,9\r\n", True),  # LF, CRLF, both
+    (b"1,007,99\n", True),  # leading zeros, up to 3 digits
+    (b"1,1000,2\n", False), (b"1,0004,2\n", False),  # 4 digits: the precise parser decides (error, or 4)
+    (b"1,256,2\n", False), (b"10,2,3\n", False), (b"1,,3\n", False), (b"1, 2,3\n", False),  # > 255, label 10, empty
+    (b"1,2\n", False), (b"1,2,3,4\n", False), (b"1,2,3\r4\n", False), (b"1,2.0,3\n", False), (b"1,a,3\n", False),
+])
+def test_fast_path_takes_plain_fields_only(text, accepted):
+    """What the vectorised path accepts (else the block is bisected and parsed line by line: same rows, slower)."""
+    spec = _CsvSpec(Path("t.csv"), 3, 0, None, 10)
+    fast = _fast_block(text, spec)
+    assert (fast is not None) == accepted
+    if accepted:
+        rows = [[int(v) for v in line.split(b",")] for line in text.splitlines()]
+        assert fast[0].tolist() == [r[1:] for r in rows] and fast[1].tolist() == [r[0] for r in rows]
+        assert fast[0].dtype == np.uint8 and fast[1].dtype == np.int64
+
+
+def test_four_digit_fields_are_judged_by_the_precise_parser(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"1,2\n1,1000\n")
+    with pytest.raises(DataError, match=r"t\.csv:2: column 2: pixel value 1000 outside \[0, 255\]"):
+        read_arrays(path)
 
 
 def test_mixed_line_ends_and_no_final_newline(tmp_path):
