@@ -1,8 +1,9 @@
 """Read CSV and IDX files (raw or gzip) into ``Chunk`` streams: parse, validate, cache. The I/O edge.
 
 CSV: header or not (``header="auto"`` sniffs the first line), LF or CRLF, ``.csv.gz``, any label column (index,
-header name, or ``None`` for unlabelled files). Parsing is vectorised per ~2 MB block of bytes; a block that fails
-the fast checks is bisected down to its bad lines, which a precise per-field parser describes (``path:line:``).
+header name, or ``None`` for unlabelled files). Parsing is vectorised per ~0.5 MB block of bytes, in two worker
+threads for files of several blocks (results are taken in file order); a block that fails the fast checks is
+bisected down to its bad lines, which a precise per-field parser describes (``path:line:``).
 IDX: ``*-idx3-ubyte`` images with their ``*-idx1-ubyte`` labels found beside them, raw or ``.gz``.
 """
 
@@ -14,8 +15,9 @@ import os
 import tempfile
 import warnings
 import zlib
+from collections import deque
+from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,11 +28,11 @@ from pipelines.chunk import Chunk, DataError, DataWarning, recut
 __all__ = ["read_chunks", "read_arrays", "csv_row_lines", "write_csv", "write_idx", "file_sha256",
            "find_labels_file"]
 
-BLOCK_BYTES = 2 << 20  # bytes parsed per vectorised step: big enough to amortise NumPy calls, small for cache/RAM
+BLOCK_BYTES = 1 << 19  # bytes parsed per vectorised step: big enough to amortise NumPy calls, small for cache/RAM
+PARSE_WORKERS = 2  # threads parsing upcoming CSV blocks while the reader reads and the caller consumes
 MAX_REPORTED_LINES = 10
 CACHE_VERSION = 1
 _PAD = b"\n\n\n\n"
-_ZERO = np.uint8(48)
 _INK = ~np.isin(np.arange(256), list(b" \t\n\r\x0b\x0c"))  # bytes that make a line non-blank (bytes.strip)
 _INK.flags.writeable = False
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -163,76 +165,64 @@ def _make_spec(path: Path, first_line: bytes, *, header, label_col, n_classes: i
     return _CsvSpec(path, n_cols, label, names, n_classes), has_header
 
 
-def _pair_table() -> np.ndarray:
-    """Value of the last two bytes before a field terminator, read as one little-endian uint16 (low byte first).
-
-    A digit after a separator gives that digit; two digits give ``0x8000 | (10 * a + b)`` (the flag says: check
-    for a third digit); anything else (an empty field, a letter) gives ``0xFFFF``.
-    """
-    table = np.full(65536, 0xFFFF, np.uint16)
-    for last in range(10):
-        for prev in range(256):
-            key = prev | ((48 + last) << 8)
-            if 48 <= prev <= 57:
-                table[key] = 0x8000 | (10 * (prev - 48) + last)
-            elif prev < 48:  # a separator; bytes below '0' other than , \r \n fail the terminator checks
-                table[key] = last
-    table.flags.writeable = False
-    return table
-
-
-_PAIRS = _pair_table()
-
-
 def _fast_block(data: bytes, spec: _CsvSpec) -> tuple[np.ndarray, np.ndarray | None] | None:
     """Vectorised parse of complete lines of plain 1-3 digit fields; ``None`` if anything looks off.
 
-    One pass finds the field terminators (bytes below '0'), one gather of byte pairs through ``_PAIRS`` gives
-    each field's last two digits, and only the fields with two or more digits get a second look.
+    One pass finds the field terminators (bytes below '0'); byte counts check that they are commas and line
+    ends only (LF, or CR LF). Three gathers at offsets from the terminators give each field's last three bytes
+    (a fourth, for 3-digit fields only, rules out longer ones). No temporary is much larger than the index of
+    terminators, and none outlives the call: big short-lived arrays (a uint16 index that ``take`` widens to
+    int64, say) cost more in page faults than the arithmetic. Pure, so worker threads run it; NumPy releases
+    the GIL in its loops.
     """
     n_cols, n = spec.n_cols, len(data)
-    raw = _PAD + data + _PAD
-    padded = np.frombuffer(raw, np.uint8)
+    padded = np.frombuffer(_PAD + data + _PAD, np.uint8)
     b = padded[4 : 4 + n]
-    back3, back4 = padded[1 : 1 + n], padded[:n]  # back3[i] == b[i - 3]
-    # pairs[i] = b[i-2] | b[i-1] << 8: an aligned copy of an overlapping uint16 view (gathers from it are fast)
-    pairs = np.ascontiguousarray(np.ndarray((n,), dtype="<u2", buffer=raw, offset=2, strides=(1,)))
+    if n and b.max() > 57:
+        return None
     terminator = b < 48
+    newline = b == 10
+    n_lines = np.count_nonzero(newline)
     crlf = data.find(b"\r") >= 0
     if crlf:  # a '\n' right after '\r' is part of the line end, not a terminator of its own
-        terminator &= ~((b == 10) & (padded[3 : 3 + n] == 13))
+        newline &= padded[3 : 3 + n] == 13
+        terminator ^= newline
+    del newline
     sep = np.flatnonzero(terminator)
-    c = b[sep]
-    if len(c) % n_cols:
+    del terminator
+    # n_lines * n_cols terminators, n_lines * (n_cols - 1) of them commas, every n_cols-th a line end:
+    # then there is no other terminator and every line holds n_cols fields
+    if len(sep) != n_lines * n_cols or np.count_nonzero(b == 44) != n_lines * (n_cols - 1):
         return None
-    c2 = c.reshape(-1, n_cols)
-    if not (c2[:, :-1] == 44).all():
-        return None
-    ends = c2[:, -1]
+    line_ends = sep[n_cols - 1 :: n_cols]
+    ends = b.take(line_ends)
     if crlf:
-        line_ends = sep[n_cols - 1 :: n_cols]
-        if not ((ends == 10) | ((ends == 13) & (padded[5 : 5 + n][line_ends] == 10))).all():
+        if not ((ends == 10) | ((ends == 13) & (padded[5 : 5 + n].take(line_ends) == 10))).all():
             return None
     elif not (ends == 10).all():
         return None
-    if n and b.max() > 57:
+    # the 1st, 2nd, 3rd byte before each terminator: a digit becomes 0-9, a separator wraps to 208 or more
+    ones = padded[3 : 3 + n].take(sep)
+    ones -= 48
+    if len(ones) and ones.max() > 9:  # an empty field
         return None
-    v = _PAIRS[pairs[sep]]
-    if (v == 0xFFFF).any():  # an empty or odd field
+    tens = padded[2 : 2 + n].take(sep)
+    tens -= 48
+    digits = tens <= 9  # two or more digits
+    tens *= digits
+    hundreds = padded[1 : 1 + n].take(sep)
+    hundreds -= 48
+    digits &= hundreds <= 9  # three or more
+    if digits.any() and (padded[:n].take(sep[digits]) >= 48).any():  # 4+ digits: let the precise parser judge
         return None
-    i2 = np.flatnonzero(v >= 0x8000)
-    if len(i2):
-        e2 = sep[i2]
-        w = v[i2] & np.uint16(0x7FFF)
-        third = back3[e2]
-        i3 = np.flatnonzero(third >= 48)
-        if len(i3):
-            if (back4[e2[i3]] >= 48).any():  # 4+ digits: let the precise parser judge
-                return None
-            w[i3] += (third[i3] - _ZERO).astype(np.uint16) * np.uint16(100)
-        if w.max() > 255:
-            return None
-        v[i2] = w
+    hundreds *= digits
+    tens *= 10
+    tens += ones
+    v = hundreds.astype(np.uint16)
+    v *= 100
+    v += tens
+    if len(v) and v.max() > 255:
+        return None
     v = v.reshape(-1, n_cols)
     if spec.label is None:
         return v.astype(np.uint8), None
@@ -315,13 +305,19 @@ class _BadRows:
 def _parse_lines(data: bytes, line0: int, spec: _CsvSpec, bad: _BadRows, parts: list) -> int:
     """Append parts (x, y) of complete lines starting at line ``line0`` to ``parts``; return the line count.
 
-    The vectorised path takes the whole block; if it finds anything off, bisect down to single lines, which
-    the precise parser accepts (e.g. ``" 12"``, ``"12.0"``), skips (blank) or reports (``bad``).
+    The vectorised path takes the whole block; if it finds anything off, ``_bisect_lines`` takes over.
     """
     fast = _fast_block(data, spec)
     if fast is not None:
         parts.append(fast)
         return len(fast[0])
+    return _bisect_lines(data, line0, spec, bad, parts)
+
+
+def _bisect_lines(data: bytes, line0: int, spec: _CsvSpec, bad: _BadRows, parts: list) -> int:
+    """``_parse_lines`` for a block the vectorised path refused: halve it at a line end and parse each half,
+    down to single lines, which the precise parser accepts (e.g. ``" 12"``, ``"12.0"``), skips (blank) or
+    reports (``bad``, in line order)."""
     n_lines = data.count(b"\n")
     if n_lines > 1:
         mid = data.find(b"\n", len(data) // 2, len(data) - 1)
@@ -338,41 +334,88 @@ def _parse_lines(data: bytes, line0: int, spec: _CsvSpec, bad: _BadRows, parts: 
     return 1
 
 
-def _csv_parts(path: Path, *, header, label_col, n_classes: int, bad: _BadRows,
-               block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-    blocks = _byte_blocks(path, block_bytes)
-    buf, line0, spec, n_rows, has_header = b"", 1, None, 0, False
-    while True:
-        try:
-            data = next(blocks, None)
-        except _Truncated as exc:
-            raise DataError(path, line0 + buf.count(b"\n"), str(exc)) from None
-        if data is None:
-            if buf and not buf.endswith(b"\n"):
-                buf += b"\n"
+def _take_parsed(pending: deque, keep: int, line0: int, spec: _CsvSpec,
+                 bad: _BadRows) -> Generator[tuple[np.ndarray, np.ndarray | None], None, tuple[int, int]]:
+    """Finish the oldest ``pending`` blocks, in file order, until ``keep`` are left; yield their parts (x, y).
+
+    Each entry is ``(block, future)``: ``future`` holds ``_fast_block(block, spec)`` computed by a worker
+    thread, or is ``None`` (parse here). A refused block is bisected here, so bad rows are reported in line
+    order, from this thread. Returns ``(lines, rows)``: the lines and rows finished.
+    """
+    lines = rows = 0
+    while len(pending) > keep:
+        block, future = pending.popleft()
+        parts: list = []
+        fast = _fast_block(block, spec) if future is None else future.result()
+        if fast is None:
+            lines += _bisect_lines(block, line0 + lines, spec, bad, parts)
         else:
-            buf += data
-        if spec is None:
-            while (end := buf.find(b"\n")) >= 0 and not buf[:end].strip():  # leading blank lines
-                buf, line0 = buf[end + 1 :], line0 + 1
-            if buf.find(b"\n") < 0:
-                if data is None:
-                    raise DataError(path, 0, "empty file (no data rows)")
-                continue
-            spec, has_header = _make_spec(path, buf[: buf.index(b"\n")], header=header, label_col=label_col,
-                                          n_classes=n_classes)
-            if has_header:
-                buf, line0 = buf[buf.index(b"\n") + 1 :], line0 + 1
-        cut = buf.rfind(b"\n") + 1
-        if cut:
-            block, buf = buf[:cut], buf[cut:]
-            parts: list = []
-            line0 += _parse_lines(block, line0, spec, bad, parts)
-            for x, y in parts:
-                n_rows += len(x)
-                yield x, y
-        if data is None:
-            break
+            parts.append(fast)
+            lines += len(fast[0])
+        for x, y in parts:
+            rows += len(x)
+            yield x, y
+    return lines, rows
+
+
+def _csv_parts(path: Path, *, header, label_col, n_classes: int, bad: _BadRows, block_bytes: int | None = None,
+               workers: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """Parts (x, y) of a CSV in file order, from blocks of complete lines.
+
+    The first block (so a file of one block starts no thread) and the line completed at the end of the file are
+    parsed here; the blocks between go to ``workers`` threads, at most ``2 * workers`` blocks ahead of the
+    consumer, and their results are taken in file order, so rows, line numbers and bad-row reports are those of
+    a serial parse. ``block_bytes`` and ``workers`` default to ``BLOCK_BYTES`` and ``PARSE_WORKERS``;
+    ``workers=0`` parses every block here. The threads are shut down (queued blocks dropped, running ones
+    waited for) when the generator ends, raises or is closed.
+    """
+    block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
+    workers = PARSE_WORKERS if workers is None else workers
+    blocks = _byte_blocks(path, block_bytes)
+    buf, line0, spec, n_rows, has_header, n_blocks = b"", 1, None, 0, False, 0
+    pending: deque = deque()
+    pool = None
+    try:
+        while True:
+            try:
+                data = next(blocks, None)
+            except _Truncated as exc:
+                lines, rows = yield from _take_parsed(pending, 0, line0, spec, bad)  # rows before the cut first
+                raise DataError(path, line0 + lines + buf.count(b"\n"), str(exc)) from None
+            if data is None:
+                if buf and not buf.endswith(b"\n"):
+                    buf += b"\n"
+            else:
+                buf += data
+            if spec is None:
+                while (end := buf.find(b"\n")) >= 0 and not buf[:end].strip():  # leading blank lines
+                    buf, line0 = buf[end + 1 :], line0 + 1
+                if buf.find(b"\n") < 0:
+                    if data is None:
+                        raise DataError(path, 0, "empty file (no data rows)")
+                    continue
+                spec, has_header = _make_spec(path, buf[: buf.index(b"\n")], header=header, label_col=label_col,
+                                              n_classes=n_classes)
+                if has_header:
+                    buf, line0 = buf[buf.index(b"\n") + 1 :], line0 + 1
+            cut = buf.rfind(b"\n") + 1
+            if cut:
+                block, buf, n_blocks = buf[:cut], buf[cut:], n_blocks + 1
+                if pool is None and workers and n_blocks > 1 and data is not None:  # more to come: worth threads
+                    pool = ThreadPoolExecutor(workers, thread_name_prefix="fnn-parse")
+                if pool is not None and data is not None:
+                    pending.append((block, pool.submit(_fast_block, block, spec)))
+                else:
+                    pending.append((block, None))
+                lines, rows = yield from _take_parsed(pending, 0 if pool is None else 2 * workers, line0, spec, bad)
+                line0, n_rows = line0 + lines, n_rows + rows
+            if data is None:
+                break
+        lines, rows = yield from _take_parsed(pending, 0, line0, spec, bad)
+        n_rows += rows
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     if n_rows == 0 and bad.count == 0:
         raise DataError(path, 1, "header only, no data rows" if has_header else "empty file (no data rows)")
 
@@ -548,7 +591,8 @@ def read_chunks(path: str | os.PathLike, *, chunk_rows: int = 8192, label_col: i
 
     Returns:
         An iterator of ``Chunk(x uint8 (n, n_features), y int64 (n,) or None)``. The file is checked for
-        existence now; everything else is read and validated lazily.
+        existence now; everything else is read and validated lazily. A CSV of several blocks is parsed a few
+        blocks ahead by ``PARSE_WORKERS`` threads, which end with the iterator (exhausted, raising or closed).
 
     >>> import pathlib, tempfile
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "tiny.csv"

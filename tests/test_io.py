@@ -4,6 +4,7 @@ import gzip
 import os
 import shutil
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines import DataError, DataWarning, read_arrays, read_chunks, write_csv, write_idx
-from pipelines.io import BLOCK_BYTES, _csv_parts, _BadRows, csv_row_lines
+from pipelines import io
+from pipelines.io import BLOCK_BYTES, _BadRows, _CsvSpec, _csv_parts, _fast_block, csv_row_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "data" / "fixtures"
@@ -82,6 +84,31 @@ def test_odd_but_valid_fields_take_the_precise_path(tmp_path):
     path.write_bytes(b"1, 2,3\n2,0004,5.0\n\n3,+6,7\n")  # spaces, leading zeros, 5.0, a blank line, +6
     chunk = read_arrays(path)
     assert chunk.x.tolist() == [[2, 3], [4, 5], [6, 7]] and chunk.y.tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize("text, accepted", [
+    (b"1,2,3\n0,255,9\n", True), (b"1,2,3\r\n0,255,9\r\n", True), (b"1,2,3\n0,255,9\r\n", True),  # LF, CRLF, both
+    (b"1,007,99\n", True),  # leading zeros, up to 3 digits
+    (b"1,1000,2\n", False), (b"1,0004,2\n", False),  # 4 digits: the precise parser decides (error, or 4)
+    (b"1,256,2\n", False), (b"10,2,3\n", False), (b"1,,3\n", False), (b"1, 2,3\n", False),  # > 255, label 10, empty
+    (b"1,2\n", False), (b"1,2,3,4\n", False), (b"1,2,3\r4\n", False), (b"1,2.0,3\n", False), (b"1,a,3\n", False),
+])
+def test_fast_path_takes_plain_fields_only(text, accepted):
+    """What the vectorised path accepts (else the block is bisected and parsed line by line: same rows, slower)."""
+    spec = _CsvSpec(Path("t.csv"), 3, 0, None, 10)
+    fast = _fast_block(text, spec)
+    assert (fast is not None) == accepted
+    if accepted:
+        rows = [[int(v) for v in line.split(b",")] for line in text.splitlines()]
+        assert fast[0].tolist() == [r[1:] for r in rows] and fast[1].tolist() == [r[0] for r in rows]
+        assert fast[0].dtype == np.uint8 and fast[1].dtype == np.int64
+
+
+def test_four_digit_fields_are_judged_by_the_precise_parser(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"1,2\n1,1000\n")
+    with pytest.raises(DataError, match=r"t\.csv:2: column 2: pixel value 1000 outside \[0, 255\]"):
+        read_arrays(path)
 
 
 def test_mixed_line_ends_and_no_final_newline(tmp_path):
@@ -343,3 +370,170 @@ def test_read_chunks_memory_is_bounded(tmp_path):
     finally:
         tracemalloc.stop()
     assert n == 16000 and peak < 48e6, peak
+
+
+# ------------------------------------------------------------------------------------------ parallel parsing
+# Files of several blocks are parsed by worker threads ("fnn-parse-*"); these tests shrink BLOCK_BYTES so that
+# small files span many blocks, and compare with workers=0 (every block parsed in the calling thread).
+def _digits_csv(path: Path, n_rows: int, *, line_end: str = "\n", seed: int = 0):
+    """An MNIST-like file (header, label, 100 pixels, ~20% ink, 1-3 digit fields) and its arrays."""
+    rng = np.random.default_rng(seed)
+    x = ((rng.random((n_rows, 100)) < 0.2) * rng.integers(0, 256, (n_rows, 100))).astype(np.uint8)
+    y = rng.integers(0, 10, n_rows)
+    return write_csv(path, x, y, line_end=line_end), x, y
+
+
+def _parse(path: Path, *, workers: int, block_bytes: int, on_bad_row: str = "raise"):
+    """_csv_parts concatenated: (x, y, bad rows' lines)."""
+    bad = _BadRows(path, on_bad_row)
+    parts = list(_csv_parts(path, header="auto", label_col=0, n_classes=10, bad=bad, block_bytes=block_bytes,
+                            workers=workers))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), bad.lines
+
+
+def _parse_threads() -> list:
+    return [t for t in threading.enumerate() if t.name.startswith("fnn-parse")]
+
+
+@pytest.mark.parametrize("line_end", ["\n", "\r\n"], ids=["lf", "crlf"])
+@pytest.mark.parametrize("name", ["d.csv", "d.csv.gz"])
+def test_parallel_parse_equals_serial(tmp_path, monkeypatch, line_end, name):
+    path, x, y = _digits_csv(tmp_path / name, 3000, line_end=line_end)
+    block = 16 << 10
+    assert len(gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes()) > 20 * block
+    for workers in (0, 1, 2, 3):
+        got_x, got_y, _ = _parse(path, workers=workers, block_bytes=block)
+        np.testing.assert_array_equal(got_x, x)
+        np.testing.assert_array_equal(got_y, y)
+    monkeypatch.setattr(io, "BLOCK_BYTES", block)  # the public readers, with the default PARSE_WORKERS
+    whole = read_arrays(path)
+    np.testing.assert_array_equal(whole.x, x)
+    np.testing.assert_array_equal(whole.y, y)
+    chunks = list(read_chunks(path, chunk_rows=700))
+    assert [len(c) for c in chunks] == [700] * 4 + [200]
+    np.testing.assert_array_equal(np.concatenate([c.y for c in chunks]), y)
+
+
+def test_default_blocks_use_the_threads_and_closing_early_stops_them(tmp_path):
+    """A file of several BLOCK_BYTES blocks is parsed by worker threads; closing the stream half way joins them."""
+    path, x, _ = _digits_csv(tmp_path / "big.csv", 12000)
+    assert path.stat().st_size > 4 * BLOCK_BYTES
+    before = threading.active_count()
+    stream = read_chunks(path, chunk_rows=1000)
+    first = [next(stream) for _ in range(3)]  # 3000 rows: past the first block, so the threads have started
+    assert _parse_threads()
+    stream.close()
+    assert not _parse_threads() and threading.active_count() == before
+    np.testing.assert_array_equal(np.concatenate([c.x for c in first]), x[:3000])
+
+
+def test_threads_stop_when_the_consumer_raises(tmp_path):
+    path, _, _ = _digits_csv(tmp_path / "big.csv", 12000)
+    before = threading.active_count()
+    with pytest.raises(ZeroDivisionError):
+        for i, _ in enumerate(read_chunks(path, chunk_rows=500)):
+            if i == 5:
+                1 / 0
+    assert not _parse_threads() and threading.active_count() == before
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("line_end", ["\n", "\r\n"], ids=["lf", "crlf"])
+def test_bad_rows_in_later_blocks_keep_their_lines(tmp_path, monkeypatch, workers, line_end):
+    """Bad rows deep in the file: the same first line (raise) and the same skipped lines, rows and odd-but-valid
+    fields (skip) whether blocks are parsed by threads or here. Row i is on line i + 2 (after the header)."""
+    path, x, y = _digits_csv(tmp_path / "d.csv", 3000, line_end=line_end)
+    lines = path.read_bytes().split(line_end.encode())
+    bad_rows = [1700, 1701, 2400, 2999]
+    for i in bad_rows:
+        lines[i + 1] = lines[i + 1].replace(b",", b",x", 1) if i != 2400 else b"3,1,2"  # non-numeric, columns
+    lines[900 + 1] = b" " + lines[900 + 1].replace(b",", b",+", 1)  # odd but valid: " 7,+0,..."
+    lines[2000 + 1] = lines[2000 + 1].replace(b",", b".0,", 1)  # "7.0,..."
+    path.write_bytes(line_end.encode().join(lines))
+    monkeypatch.setattr(io, "BLOCK_BYTES", 16 << 10)
+    monkeypatch.setattr(io, "PARSE_WORKERS", workers)
+    before = threading.active_count()
+    with pytest.raises(DataError, match=r"d\.csv:1702: column 2 \('1'\): non-numeric field 'x0'") as error:
+        read_arrays(path)
+    assert error.value.line == 1702 and threading.active_count() == before
+    with pytest.warns(DataWarning, match=r"skipped 4 bad row\(s\) \(lines 1702, 1703, 2402, 3001\)") as record:
+        chunk = read_arrays(path, on_bad_row="skip")
+    assert record[0].message.lines == (1702, 1703, 2402, 3001)
+    keep = np.setdiff1d(np.arange(3000), bad_rows)
+    np.testing.assert_array_equal(chunk.x, x[keep])
+    np.testing.assert_array_equal(chunk.y, y[keep])
+    assert threading.active_count() == before
+
+
+def test_truncated_gzip_of_many_blocks_names_the_same_line(tmp_path):
+    path, _, _ = _digits_csv(tmp_path / "d.csv", 3000)
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(gzip.compress(path.read_bytes())[: path.stat().st_size // 8])
+    messages = set()
+    for workers in (0, 2):
+        with pytest.raises(DataError, match="truncated gzip stream") as error:
+            _parse(cut, workers=workers, block_bytes=16 << 10)
+        messages.add(str(error.value))
+    assert len(messages) == 1, messages
+
+
+def test_worker_errors_reach_the_caller(tmp_path, monkeypatch):
+    path, _, _ = _digits_csv(tmp_path / "d.csv", 3000)
+    real = io._fast_block
+
+    def failing(data, spec):
+        if threading.current_thread().name.startswith("fnn-parse"):
+            raise MemoryError("worker failed")
+        return real(data, spec)
+
+    monkeypatch.setattr(io, "_fast_block", failing)
+    before = threading.active_count()
+    with pytest.raises(MemoryError, match="worker failed"):
+        _parse(path, workers=2, block_bytes=16 << 10)
+    assert threading.active_count() == before
+    assert len(_parse(path, workers=0, block_bytes=16 << 10)[1]) == 3000
+
+
+@pytest.mark.parametrize("name", ["mnist_test_40.csv", "mnist_test_40.csv.gz"])
+def test_fixtures_in_tiny_blocks(monkeypatch, name):
+    """The real fixture rows (CRLF, lines of ~2 kB) cut into 1 kB blocks: many blocks, no line in one piece."""
+    whole = read_arrays(FIXTURES / name)
+    monkeypatch.setattr(io, "BLOCK_BYTES", 1024)
+    small = read_arrays(FIXTURES / name)
+    np.testing.assert_array_equal(small.x, whole.x)
+    np.testing.assert_array_equal(small.y, whole.y)
+
+
+@pytest.mark.parametrize("name, options, expected", [c for c in CORPUS if ".csv" in c[0]],
+                         ids=[c[0] for c in CORPUS if ".csv" in c[0]])
+def test_malformed_corpus_in_tiny_blocks(monkeypatch, name, options, expected):
+    """The same messages (line numbers included) when every CSV in the corpus spans several 8-byte blocks."""
+    monkeypatch.setattr(io, "BLOCK_BYTES", 8)
+    path = MALFORMED / name
+    with pytest.raises(DataError) as info:
+        read_arrays(path, **options)
+    assert str(info.value).startswith(f"{path}{expected}"), str(info.value)
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=labelled_images(max_rows=60), block=st.integers(8, 300), crlf=st.booleans(),
+       bad=st.lists(st.integers(1, 59), max_size=6))
+def test_threads_and_serial_skip_the_same_rows(data, block, crlf, bad):
+    """Any block size, bad rows anywhere after the first (which sets the column count): same rows, same lines."""
+    x, y = data
+    end = "\r\n" if crlf else "\n"
+    bad = sorted({i for i in bad if i < len(y)})
+    rows = [",".join(map(str, [label, *row])) + (",1" if i in bad else "")  # one column too many
+            for i, (label, row) in enumerate(zip(y.tolist(), x.tolist()))]
+    path = Path(tempfile.mkdtemp()) / "t.csv"
+    try:
+        path.write_text("".join(row + end for row in rows), newline="")
+        serial = _parse(path, workers=0, block_bytes=block, on_bad_row="skip")
+        threaded = _parse(path, workers=2, block_bytes=block, on_bad_row="skip")
+    finally:
+        shutil.rmtree(path.parent)
+    keep = np.setdiff1d(np.arange(len(y)), bad)
+    for got in (serial, threaded):
+        np.testing.assert_array_equal(got[0], x[keep])
+        np.testing.assert_array_equal(got[1], y[keep])
+        assert got[2] == [i + 1 for i in bad]
