@@ -87,3 +87,48 @@ def test_table_output_and_argument_errors():
     assert "BLAS" in done.stdout
     bad = subprocess.run([sys.executable, str(SCRIPT), "--rounds", "0"], capture_output=True, text=True)
     assert bad.returncode == 2 and "--rounds" in bad.stderr
+
+
+# ------------------------------------------------------------------------------------------ scripts/bench_step.py
+@pytest.fixture(scope="module")
+def bench_step():
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import bench_step
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    return bench_step
+
+
+@pytest.mark.parametrize("key", ["a", "b"])
+def test_inline_step_is_bitwise_the_library_step(bench_step, key):
+    """bench_step's hand-written step must do exactly this project's arithmetic, or its comparison means nothing."""
+    import numpy as np
+
+    from functional_nn import init_mlp, make_train_step, optim, tree_leaves
+
+    bench = bench_step.bench
+    rng = np.random.default_rng(0)
+    x_u8, y = rng.integers(0, 256, (300, 20), dtype=np.uint8), rng.integers(0, 10, 300)  # 3 batches, last short
+    config = {**bench.CONFIGS[key], "sizes": (20, 12, 8, 10)}
+    _, feed = bench.epoch_batches_factory(x_u8, y, bench.BATCH_SIZE)
+    kept: list = []
+    bench_step.make_inline(config, feed)(1, keep=kept)
+
+    optimizer = getattr(optim, config["optimizer"])(config["lr"])
+    params = init_mlp(np.random.default_rng(bench.SEED), config["sizes"], activation=config["activation"])
+    state, step = optimizer.init(params), make_train_step(optimizer)
+    for xb, yb in feed(1):
+        params, state, _ = step(params, state, xb, yb, None)
+    np.testing.assert_array_equal(kept[0], np.concatenate([leaf.reshape(-1) for leaf in tree_leaves(params)]))
+
+
+@pytest.mark.slow
+def test_bench_step_quick_runs_and_reports_every_row():
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_step.py"), "--quick"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for row in ("(a) fed", "(a) inline", "(a) ours", "(a) overhead", "(b) fed", "(b) ours", "adam update"):
+        assert row in done.stdout
+    assert "(b) inline / fed" in done.stdout

@@ -1,0 +1,203 @@
+#!/usr/bin/env python
+"""Where a training step's time goes beyond its matrix products: the measurements behind bench.py's ratios.
+
+Usage::
+
+    python scripts/bench_step.py              # MNIST (data/**/mnist_train.csv or --data PATH), 7 rounds
+    python scripts/bench_step.py --quick      # fixture data, one round: a few seconds (CI smoke run)
+
+One process, alternating rounds (each round: every row once), medians and minima. Rows:
+
+- per configuration of scripts/bench.py, seconds per MNIST epoch, all fed the same way (pipelines shuffle ->
+  batch -> scale, timed): ``fed``, bench.py's 8 matrix products on the real batches; ``inline``, a hand-written
+  NumPy step doing this project's operations written out inline (flat buffers, the same folded constants, no
+  records, no checks, no metrics): what the step's arithmetic costs without the library around it; ``ours``,
+  ``make_train_step``;
+- ``overhead``: microseconds per step of ``make_train_step`` on a network so small (inputs and hidden widths
+  divided by 8) that its matrix products cost next to nothing: the price of its 40-odd NumPy calls and Python;
+- ``adam update``: microseconds per step of the fused Adam update alone on the 235,146 parameters of
+  784-256-128-10 (its 11 elementwise passes), gradients in a fresh buffer each step, outputs fed back.
+
+This is an I/O edge (a script): it prints and reads the clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench.py, beside this file
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's packages
+
+import bench  # noqa: E402
+from functional_nn import adam, init_mlp, make_train_step, optim, tree_leaves  # noqa: E402
+from functional_nn.model import _flat_grad_views, _rebuild  # noqa: E402
+
+B1, B2, EPS = 0.9, 0.999, 1e-8
+
+
+def make_inline(config: dict, batches: Callable) -> Callable[[int], float]:
+    """One epoch of a hand-written step: this project's operations inline on flat buffers, nothing else."""
+    sizes, lr, kind = config["sizes"], config["lr"], config["optimizer"]
+    shapes = [s for a, b in zip(sizes[:-1], sizes[1:]) for s in ((a, b), (b,))]
+    total = sum(math.prod(s) for s in shapes)
+    n_layers = len(sizes) - 1
+    c = (1 - B2) / (B2 * (1 - B1) ** 2)
+
+    def views(flat: np.ndarray) -> list[np.ndarray]:
+        out, start = [], 0
+        for shape in shapes:
+            out.append(flat[start : start + math.prod(shape)].reshape(shape))
+            start += math.prod(shape)
+        return out
+
+    def run(epoch: int, keep: list | None = None) -> float:
+        """Seconds for the epoch; with ``keep``, the final flat parameters are appended to it (for tests)."""
+        params = init_mlp(np.random.default_rng(bench.SEED), sizes, activation=config["activation"])
+        p_flat = np.concatenate([leaf.reshape(-1) for leaf in tree_leaves(params)])
+        p = views(p_flat)
+        m_flat, v_flat = np.zeros(total, np.float32), np.zeros(total, np.float32)
+        t = 0
+        t0 = time.perf_counter()
+        for x, y in batches(epoch):
+            t += 1
+            hs = [x]
+            for i in range(n_layers):
+                z = hs[-1] @ p[2 * i]
+                z += p[2 * i + 1]
+                if i < n_layers - 1:
+                    np.maximum(z, 0, out=z)
+                hs.append(z)
+            d, rows = hs[-1], np.arange(len(y))
+            d -= d[rows, d.argmax(axis=1)][:, None]
+            np.exp(d, out=d)
+            d /= d.sum(axis=1, keepdims=True)
+            d[rows, y] -= 1.0
+            d *= (-lr if kind == "sgd" else 1 - B1) / len(y)
+            g_flat = np.empty(total, np.float32)
+            g = views(g_flat)
+            for i in range(n_layers - 1, -1, -1):
+                np.matmul(hs[i].T, d, out=g[2 * i])
+                np.sum(d, axis=0, out=g[2 * i + 1])
+                if i:
+                    d = d @ p[2 * i].T
+                    np.multiply(d, hs[i] > 0, out=d)
+            if kind == "sgd":
+                g_flat += p_flat
+            else:
+                sqrt_bc2 = math.sqrt(1 - B2**t)
+                step_size, eps_hat = -lr * sqrt_bc2 / (1 - B1**t), EPS * sqrt_bc2
+                m = m_flat * B1
+                m += g_flat
+                v = np.square(g_flat)
+                v *= c
+                v += v_flat
+                v *= B2
+                np.sqrt(v, out=g_flat)
+                g_flat += eps_hat
+                np.divide(m, g_flat, out=g_flat)
+                g_flat *= step_size
+                g_flat += p_flat
+                m_flat, v_flat = m, v
+            p_flat, p = g_flat, g
+        seconds = time.perf_counter() - t0
+        if keep is not None:
+            keep.append(p_flat)
+        return seconds
+
+    return run
+
+
+def make_overhead(config: dict, steps: int = 1000) -> Callable[[int], float]:
+    """Microseconds per ``make_train_step`` step on the configuration's network with every width divided by 8."""
+    sizes = [max(1, s // 8) for s in config["sizes"][:-1]] + [config["sizes"][-1]]
+    optimizer = getattr(optim, config["optimizer"])(config["lr"])
+    step = make_train_step(optimizer)
+    rng = np.random.default_rng(1)
+    x = rng.random((bench.BATCH_SIZE, sizes[0]), dtype=np.float32)
+    y = rng.integers(0, sizes[-1], bench.BATCH_SIZE)
+
+    def run(epoch: int) -> float:
+        params = init_mlp(np.random.default_rng(bench.SEED), sizes)
+        state = optimizer.init(params)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            params, state, _ = step(params, state, x, y, None)
+        return (time.perf_counter() - t0) / steps * 1e6
+
+    return run
+
+
+def make_adam_update(sizes=(784, 256, 128, 10), steps: int = 300) -> Callable[[int], float]:
+    """Microseconds per fused Adam update (``adam(1e-3).update.fused.apply``) on fresh flat gradient buffers."""
+    optimizer = adam(1e-3)
+    fused = optimizer.update.fused
+    rng = np.random.default_rng(2)
+    params0 = init_mlp(np.random.default_rng(bench.SEED), sizes)
+    grads0 = [rng.standard_normal(leaf.shape, dtype=np.float32) * 0.01 for leaf in tree_leaves(params0)]
+
+    def run(epoch: int) -> float:
+        params, state, spent = params0, optimizer.init(params0), 0.0
+        for _ in range(steps):
+            grads = _flat_grad_views(params, np.float32)  # what backprop hands over: views of one new buffer
+            for view, g in zip(grads, grads0):
+                view[...] = g
+            t0 = time.perf_counter()
+            params, state = fused.apply(grads, state, params, lambda leaves, like=params: _rebuild(like, leaves))
+            spent += time.perf_counter() - t0
+        return spent / steps * 1e6
+
+    return run
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="bench_step", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", help="MNIST training CSV (default: data/**/mnist_train.csv)")
+    p.add_argument("--rounds", type=int, default=7, help="alternating rounds (default 7)")
+    p.add_argument("--quick", action="store_true", help="fixture data, one round, fewer steps (CI smoke run)")
+    args = p.parse_args(argv)
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
+    malloc = bench.tune_malloc()
+    csv = bench.find_fixture() if args.quick else bench.find_csv(args.data)
+    if csv is None or not csv.exists():
+        print("bench_step: no MNIST training CSV: pass --data PATH/mnist_train.csv", file=sys.stderr)
+        return 2
+    x_u8, y = bench.loadtxt_parse(csv)
+    x_u8 = np.ascontiguousarray(x_u8)
+    rounds, small = (1, 20) if args.quick else (args.rounds, None)
+    rows: dict[str, Callable[[int], float]] = {}
+    for key, config in bench.CONFIGS.items():
+        config = {**config, "sizes": (x_u8.shape[1], *config["sizes"][1:])}
+        feed_name, feed = bench.epoch_batches_factory(x_u8, y, bench.BATCH_SIZE)
+        rows[f"({key}) fed, s/epoch"] = bench.make_floor(config["sizes"], len(y), bench.BATCH_SIZE, batches=feed)
+        rows[f"({key}) inline, s/epoch"] = make_inline(config, feed)
+        rows[f"({key}) ours, s/epoch"] = bench.make_ours(config, x_u8, y, bench.BATCH_SIZE)[1]
+        rows[f"({key}) overhead, us/step"] = make_overhead(config, steps=small or 1000)
+    rows["adam update 784-256-128-10, us/step"] = make_adam_update(steps=small or 300)
+    for run in rows.values():  # warm-up, not timed
+        run(0)
+    samples: dict[str, list[float]] = {name: [] for name in rows}
+    for r in range(rounds):
+        for name, run in rows.items():
+            time.sleep(0 if args.quick else bench.SETTLE_SECONDS)
+            samples[name].append(run(r + 1))
+    print(f"bench_step: {csv} ({len(y)} rows), batch {bench.BATCH_SIZE}, {rounds} round(s); malloc: {malloc}")
+    print(f"  {'':38s} {'median':>9s} {'min':>9s}")
+    for name, values in samples.items():
+        print(f"  {name:38s} {statistics.median(values):9.3f} {min(values):9.3f}")
+    for key in bench.CONFIGS:
+        fed, inline, ours = (statistics.median(samples[f"({key}) {n}, s/epoch"]) for n in ("fed", "inline", "ours"))
+        print(f"  ({key}) inline / fed {inline / fed:.2f}, ours / inline {ours / inline:.2f}, ours / fed {ours / fed:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
