@@ -4,9 +4,9 @@ A pure training step allocates its new parameters and optimizer moments (about 3
 with Adam: parameters, ``mu``, ``nu``) and frees the previous ones. With glibc's default thresholds, blocks of that
 size are fresh ``mmap`` s that go back to the OS when freed, so every step page-faults them in again (180-280 minor
 faults per step measured here) and spends more time in the kernel than in its arithmetic: the fused Adam update of
-784-256-128-10 took 730-900 us per step that way against 320-370 us with the thresholds fixed
-(a loop of 300 ``adam(1e-3).update.fused.apply`` calls on MNIST-sized gradients, 2026-12-02). This is
-process-wide, so only the edges call it (``fnn`` and ``scripts/bench.py``), never the library.
+784-256-128-10 took 580-890 us per step that way against 350-410 us with the thresholds fixed (``python
+scripts/bench_step.py`` with and without ``--malloc default``, 2026-12-02). This is process-wide, so only the
+edges call it (``fnn`` and the bench scripts), never the library.
 """
 
 from __future__ import annotations

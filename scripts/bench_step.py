@@ -162,10 +162,12 @@ def main(argv=None) -> int:
     p.add_argument("--data", help="MNIST training CSV (default: data/**/mnist_train.csv)")
     p.add_argument("--rounds", type=int, default=7, help="alternating rounds (default 7)")
     p.add_argument("--quick", action="store_true", help="fixture data, one round, fewer steps (CI smoke run)")
+    p.add_argument("--malloc", choices=("tuned", "default"), default="tuned",
+                   help="tuned (default): glibc thresholds fixed as fnn and bench.py fix them; default: as glibc is")
     args = p.parse_args(argv)
     if args.rounds < 1:
         p.error("--rounds must be at least 1")
-    malloc = bench.tune_malloc()
+    malloc = bench.tune_malloc() if args.malloc == "tuned" else "glibc defaults"
     csv = bench.find_fixture() if args.quick else bench.find_csv(args.data)
     if csv is None or not csv.exists():
         print("bench_step: no MNIST training CSV: pass --data PATH/mnist_train.csv", file=sys.stderr)
