@@ -21,6 +21,7 @@ import numpy as np
 
 from functional_nn.ops import ACTIVATIONS, DERIVATIVES, softmax
 from functional_nn.params import Dense
+from functional_nn.tree import flat_views
 
 __all__ = ["dropout_masks", "forward", "grad", "loss", "predict", "predict_proba", "value_and_grad"]
 
@@ -243,13 +244,7 @@ def _flat_grad_views(params: Params, dtype) -> list | None:
     leaves = [a for layer in params for a in (layer.w, layer.b)]
     if any(a.dtype != dtype for a in leaves):
         return None
-    buffer = np.empty(sum(a.size for a in leaves), dtype)
-    views, start = [], 0
-    for a in leaves:
-        stop = start + a.size
-        views.append(buffer[start:stop].reshape(a.shape))
-        start = stop
-    return views
+    return flat_views(np.empty(sum(a.size for a in leaves), dtype), leaves)
 
 
 def _value_grad_logits(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, masks=None):

@@ -17,7 +17,7 @@ import attrs
 import numpy as np
 
 from functional_nn.schedules import Schedule
-from functional_nn.tree import register_pytree, tree_leaves, tree_map
+from functional_nn.tree import flat_views, register_pytree, tree_leaves, tree_map
 
 __all__ = [
     "AdamState",
@@ -180,16 +180,6 @@ def _flat_like(leaves: list, grads: list, flat: np.ndarray) -> np.ndarray | None
     return base if base is not None else np.concatenate([leaf.reshape(-1) for leaf in leaves])
 
 
-def _split(flat: np.ndarray, like: list) -> list:
-    """Views of the 1-D ``flat`` shaped like the leaves ``like``, in order (the inverse of ``_flat_like``)."""
-    views, start = [], 0
-    for leaf in like:
-        stop = start + leaf.size
-        views.append(flat[start:stop].reshape(leaf.shape))
-        start = stop
-    return views
-
-
 def _flat_operands(grads: list, *trees) -> list | None:
     """``[g, *others]`` as 1-D arrays laid out alike (see :func:`_flat_like`), or None (then go leaf by leaf)."""
     g = _flat_base(grads)
@@ -293,7 +283,7 @@ def momentum(learning_rate: float | Schedule, beta: float = 0.9, *, nesterov: bo
         flat = _flat_operands(grads, params, state.velocity)
         if flat is not None:  # one call per pass over all parameters; the same arithmetic as leaf by leaf
             _, v = apply_leaf(*flat, factor)
-            return rebuild(grads), MomentumState(step=state.step + 1, velocity=rebuild(_split(v, grads)))
+            return rebuild(grads), MomentumState(step=state.step + 1, velocity=rebuild(flat_views(v, grads)))
         new, velocity = [], []
         for g, p, v in zip(grads, tree_leaves(params), tree_leaves(state.velocity), strict=True):
             p, v = apply_leaf(g, p, v, factor)
@@ -394,7 +384,7 @@ def _adam_apply(learning_rate, b1: float, b2: float, eps: float, weight_decay: f
         flat = _flat_operands(grads, params, state.mu, state.nu)
         if flat is not None:  # one call per pass over all parameters (~11 passes); the same arithmetic per element
             _, m, v = apply_leaf(*flat, *coefficients)
-            mus, nus = _split(m, grads), _split(v, grads)
+            mus, nus = flat_views(m, grads), flat_views(v, grads)
             return rebuild(grads), AdamState(step=state.step + 1, mu=rebuild(mus), nu=rebuild(nus))
         new, mus, nus = [], [], []
         leaves = zip(grads, tree_leaves(params), tree_leaves(state.mu), tree_leaves(state.nu), strict=True)
