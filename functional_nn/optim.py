@@ -122,9 +122,9 @@ def _rate(learning_rate: float | Schedule, step: np.int64) -> float:
 # against references. Backprop writes the gradients into ONE new 1-D buffer (``_backprop(flat=True)``), and the
 # parameters and moments a fused step returns tile new buffers the same way, so from the second step on each pass
 # is one NumPy call over all parameters (``_flat_operands``; leaf by leaf otherwise, bitwise the same numbers).
-# Measured (scripts/bench.py, 2026-12-02): the step then costs its matrix products plus the elementwise passes;
-# Adam's 11 passes over the 235,000 parameters of 784-256-128-10 take about 245 us per step on their own, about
-# 0.12 s of an MNIST epoch whose matrix products take 0.29-0.32 s.
+# Measured (scripts/bench_step.py, 2026-12-02): the step then costs its matrix products plus the elementwise
+# passes; Adam's 11 passes over the 235,000 parameters of 784-256-128-10 take 350-410 us per step on their own,
+# 0.16-0.19 s of an MNIST epoch whose matrix products take 0.29-0.36 s.
 
 
 class _Fused(NamedTuple):
