@@ -180,6 +180,16 @@ def write_synthetic_csv(path: Path, n: int, rng: np.random.Generator) -> None:
     np.savetxt(path, rows, fmt="%d", delimiter=",")
 
 
+def load_training_csv(path: Path, prog: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The harness's data (``loadtxt_parse``), or None after one line on stderr naming the file and the problem."""
+    try:
+        x_u8, y = loadtxt_parse(path)
+    except (OSError, ValueError) as exc:
+        print(f"{prog}: {path}: cannot read it as an MNIST CSV (label, then pixels 0-255): {exc}", file=sys.stderr)
+        return None
+    return np.ascontiguousarray(x_u8, dtype=np.uint8), y
+
+
 def loadtxt_parse(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """The baseline parser: ``np.loadtxt(dtype=np.uint8)``; column 0 is the label."""
     table = np.loadtxt(path, dtype=np.uint8, delimiter=",", skiprows=1 if _has_header(path) else 0, ndmin=2)
@@ -660,8 +670,15 @@ def format_report(report: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------------------------ main
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2), as ``fnn`` reports them."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", help="MNIST training CSV (default: data/**/mnist_train.csv)")
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
     p.add_argument("--quick", action="store_true", help="fixture or synthetic data, one round (CI smoke run)")
@@ -706,11 +723,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             csv = find_csv(args.data)
             if csv is None or not csv.exists():
-                print("bench: no MNIST training CSV: pass --data PATH/mnist_train.csv", file=sys.stderr)
+                missing = f"{csv}: no such file" if csv else "no MNIST training CSV under data/ (run `fnn fetch`)"
+                print(f"bench: {missing}; pass --data PATH/mnist_train.csv", file=sys.stderr)
                 return 2
         reader_name, read = project_reader()
-        x_u8, y = loadtxt_parse(csv)
-        x_u8 = np.ascontiguousarray(x_u8, dtype=np.uint8)
+        loaded = load_training_csv(csv, "bench")
+        if loaded is None:
+            return 2
+        x_u8, y = loaded
         n, n_features = x_u8.shape
         steps = len(batch_bounds(n, BATCH_SIZE))
 

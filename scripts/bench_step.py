@@ -23,7 +23,6 @@ This is an I/O edge (a script): it prints and reads the clock.
 
 from __future__ import annotations
 
-import argparse
 import math
 import statistics
 import sys
@@ -158,7 +157,7 @@ def make_adam_update(sizes=(784, 256, 128, 10), steps: int = 300) -> Callable[[i
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="bench_step", description=__doc__.split("\n\n")[0])
+    p = bench.OneLineParser(prog="bench_step", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", help="MNIST training CSV (default: data/**/mnist_train.csv)")
     p.add_argument("--rounds", type=int, default=7, help="alternating rounds (default 7)")
     p.add_argument("--quick", action="store_true", help="fixture data, one round, fewer steps (CI smoke run)")
@@ -170,10 +169,13 @@ def main(argv=None) -> int:
     malloc = bench.tune_malloc() if args.malloc == "tuned" else "glibc defaults"
     csv = bench.find_fixture() if args.quick else bench.find_csv(args.data)
     if csv is None or not csv.exists():
-        print("bench_step: no MNIST training CSV: pass --data PATH/mnist_train.csv", file=sys.stderr)
+        missing = f"{csv}: no such file" if csv else "no MNIST training CSV under data/ (run `fnn fetch`)"
+        print(f"bench_step: {missing}; pass --data PATH/mnist_train.csv", file=sys.stderr)
         return 2
-    x_u8, y = bench.loadtxt_parse(csv)
-    x_u8 = np.ascontiguousarray(x_u8)
+    loaded = bench.load_training_csv(csv, "bench_step")
+    if loaded is None:
+        return 2
+    x_u8, y = loaded
     rounds, small = (1, 20) if args.quick else (args.rounds, None)
     rows: dict[str, Callable[[int], float]] = {}
     for key, config in bench.CONFIGS.items():

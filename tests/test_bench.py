@@ -132,3 +132,21 @@ def test_bench_step_quick_runs_and_reports_every_row():
     for row in ("(a) fed", "(a) inline", "(a) ours", "(a) overhead", "(b) fed", "(b) ours", "adam update"):
         assert row in done.stdout
     assert "(b) inline / fed" in done.stdout
+
+
+@pytest.mark.parametrize("script", ["bench.py", "bench_step.py"])
+@pytest.mark.parametrize("args, expected", [
+    (["--rounds", "0"], "--rounds must be at least 1"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--data", "{tmp}/missing.csv"], "missing.csv: no such file"),
+    (["--data", "{tmp}/bad.csv"], "bad.csv: cannot read it as an MNIST CSV"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, script, args, expected):
+    (tmp_path / "bad.csv").write_text("label,a\n1,x\n")
+    args = [a.format(tmp=tmp_path) for a in args]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / script), *args],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert expected in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "Traceback" not in done.stderr
