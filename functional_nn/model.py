@@ -9,8 +9,7 @@ Dropout is *inverted* dropout with explicit masks from :func:`dropout_masks`: hi
 ``activation(z) * masks[i]``; ``masks=None`` (the default, and what inference uses) means no dropout.
 
 Speed notes: the forward pass saves each layer's input and activation, and backprop reuses them; the only in-place
-operations are on arrays the function has just allocated (``z`` after ``x @ w``, the running ``delta``, and for the
-training step the one buffer that all the gradients are written into).
+operations are on arrays the function has just allocated (``z`` after ``x @ w``, the running ``delta``).
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ import numpy as np
 
 from functional_nn.ops import ACTIVATIONS, DERIVATIVES, softmax
 from functional_nn.params import Dense
-from functional_nn.tree import flat_views
 
 __all__ = ["dropout_masks", "forward", "grad", "loss", "predict", "predict_proba", "value_and_grad"]
 
@@ -192,8 +190,7 @@ def loss(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, masks
     return value
 
 
-def _backprop(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, masks=None, scale: float = 1.0,
-              flat: bool = False):
+def _backprop(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, masks=None, scale: float = 1.0):
     """One forward and one backward pass: ``(loss, grad_leaves, logits)``.
 
     ``grad_leaves`` are the gradients as a flat list in ``tree_leaves(params)`` order (``[w0, b0, w1, b1, ...]``):
@@ -202,9 +199,6 @@ def _backprop(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, 
     parameters in place instead of allocating updates and sums; everyone else wraps them in ``Dense`` records.
     With ``scale``, the gradients come out multiplied by it: folded into the (batch, n_classes) output delta
     before the matrix products, so it costs nothing (rounding may differ from scaling afterwards).
-    With ``flat`` (and ``x`` of the parameters' one dtype), the leaves are consecutive views of ONE new 1-D array,
-    in leaf order (``leaves[0].base``): the matrix products and sums write straight into it, and a fused optimizer
-    then updates every parameter with one NumPy call per pass instead of one per leaf (same numbers, bitwise).
     """
     _check_masks(params, masks)
     l2 = float(l2)
@@ -212,21 +206,16 @@ def _backprop(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, 
     logits = outputs[-1]
     value, delta = _cross_entropy(logits, _targets(y, logits), with_delta=True, scale=scale)  # scale * dL/dlogits
     leaves = [None] * (2 * len(params))
-    out = _flat_grad_views(params, x.dtype) if flat else None
     for i in reversed(range(len(params))):
         layer = params[i]
         if layer.activation == "relu":  # dL/dz = dL/da * f'(z); `delta` is ours, so multiply in place
             np.multiply(delta, outputs[i] > 0, out=delta)
         elif layer.activation != "identity":
             delta *= DERIVATIVES[layer.activation](outputs[i])
-        if out is None:
-            grad_w, grad_b = inputs[i].T @ delta, delta.sum(axis=0)
-        else:
-            grad_w = np.matmul(inputs[i].T, delta, out=out[2 * i])
-            grad_b = np.sum(delta, axis=0, out=out[2 * i + 1])
+        grad_w = inputs[i].T @ delta
         if l2:
             grad_w += (scale * l2) * layer.w
-        leaves[2 * i], leaves[2 * i + 1] = grad_w, grad_b
+        leaves[2 * i], leaves[2 * i + 1] = grad_w, delta.sum(axis=0)
         if i > 0:  # dL/d(input of layer i), then back through the previous layer's dropout mask
             delta = delta @ layer.w.T
             if masks is not None:
@@ -234,17 +223,6 @@ def _backprop(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, 
     if l2:
         value = value + _l2_penalty(params, l2)
     return value, leaves, logits
-
-
-def _flat_grad_views(params: Params, dtype) -> list | None:
-    """Views ``[w0, b0, w1, b1, ...]`` shaped like ``params``' leaves, tiling one new 1-D array of ``dtype``.
-
-    None when some parameter has another dtype (the products would then be computed in a wider one).
-    """
-    leaves = [a for layer in params for a in (layer.w, layer.b)]
-    if any(a.dtype != dtype for a in leaves):
-        return None
-    return flat_views(np.empty(sum(a.size for a in leaves), dtype), leaves)
 
 
 def _value_grad_logits(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, masks=None):

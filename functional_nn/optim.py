@@ -17,7 +17,7 @@ import attrs
 import numpy as np
 
 from functional_nn.schedules import Schedule
-from functional_nn.tree import flat_views, register_pytree, tree_leaves, tree_map
+from functional_nn.tree import register_pytree, tree_leaves, tree_map
 
 __all__ = [
     "AdamState",
@@ -119,12 +119,8 @@ def _rate(learning_rate: float | Schedule, step: np.int64) -> float:
 # ``(init, update)`` pair). Its ``apply`` runs the per-leaf arithmetic of ``update`` + ``apply_updates``: for
 # momentum in the same order (bitwise the same result); SGD and Adam also fold a constant into backprop's output
 # delta (``grad_scale``), one pass fewer per parameter, same maths to rounding. tests/test_fast_step.py checks both
-# against references. Backprop writes the gradients into ONE new 1-D buffer (``_backprop(flat=True)``), and the
-# parameters and moments a fused step returns tile new buffers the same way, so from the second step on each pass
-# is one NumPy call over all parameters (``_flat_operands``; leaf by leaf otherwise, bitwise the same numbers).
-# Measured (scripts/bench_step.py, 2026-12-02): the step then costs its matrix products plus the elementwise
-# passes; Adam's 11 passes over the 235,000 parameters of 784-256-128-10 take 350-410 us per step on their own,
-# 0.16-0.19 s of an MNIST epoch whose matrix products take 0.29-0.36 s.
+# against references. Measured by scripts/bench.py: the step then costs its matrix products plus the unavoidable
+# elementwise passes (Adam: 11 passes over every parameter, about 0.15 s of a 784-256-128-10 MNIST epoch).
 
 
 class _Fused(NamedTuple):
@@ -144,54 +140,6 @@ class _Fused(NamedTuple):
 def _with_fused(update: Callable, apply: Callable, grad_scale: Callable | None = None) -> Callable:
     update.fused = _Fused(apply, grad_scale)
     return update
-
-
-def _flat_base(leaves: list) -> np.ndarray | None:
-    """The 1-D array that ``leaves`` tile exactly, in order, as C-contiguous views of it; else None.
-
-    Backprop's gradients come that way (``_backprop(flat=True)``), and so do the parameters and moments that a
-    fused step returns, so from the second step on every pass of an update is one NumPy call over all parameters.
-
-    >>> buffer = np.arange(6.0)
-    >>> _flat_base([buffer[:4].reshape(2, 2), buffer[4:]]) is buffer, _flat_base([buffer[4:], buffer[:4]])
-    (True, None)
-    """
-    base = leaves[0].base if leaves else None
-    if type(base) is not np.ndarray or base.ndim != 1 or not base.flags.c_contiguous:
-        return None
-    address, itemsize, offset = base.__array_interface__["data"][0], base.itemsize, 0
-    for leaf in leaves:
-        if (leaf.base is not base or leaf.dtype != base.dtype or not leaf.flags.c_contiguous
-                or leaf.__array_interface__["data"][0] != address + offset * itemsize):
-            return None
-        offset += leaf.size
-    return base if offset == base.size else None
-
-
-def _flat_like(leaves: list, grads: list, flat: np.ndarray) -> np.ndarray | None:
-    """``leaves`` as one 1-D array laid out like ``flat``, which ``grads`` tile; None unless shapes and dtypes match.
-
-    The array they already tile when they do (no copy); otherwise a concatenated copy (a fused step's first call,
-    whose parameters come from ``init_mlp`` and moments from ``init``).
-    """
-    if len(leaves) != len(grads) or any(a.shape != b.shape or a.dtype != flat.dtype for a, b in zip(leaves, grads)):
-        return None
-    base = _flat_base(leaves)
-    return base if base is not None else np.concatenate([leaf.reshape(-1) for leaf in leaves])
-
-
-def _flat_operands(grads: list, *trees) -> list | None:
-    """``[g, *others]`` as 1-D arrays laid out alike (see :func:`_flat_like`), or None (then go leaf by leaf)."""
-    g = _flat_base(grads)
-    if g is None:
-        return None
-    flats = [g]
-    for tree in trees:
-        flat = _flat_like(tree_leaves(tree), grads, g)
-        if flat is None:
-            return None
-        flats.append(flat)
-    return flats
 
 
 def _add_params_(updates: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -222,10 +170,6 @@ def sgd(learning_rate: float | Schedule) -> Optimizer:
 
     def apply(grads: list, state: SgdState, params: Params, rebuild) -> tuple[Params, SgdState]:
         # grads are already -lr * gradient (grad_scale): the update is one addition, into the gradient's array
-        flat = _flat_operands(grads, params)
-        if flat is not None:
-            np.add(flat[0], flat[1], out=flat[0])  # every leaf of `grads` is a view of flat[0]
-            return rebuild(grads), SgdState(step=state.step + 1)
         new = [_add_params_(g, p) for g, p in zip(grads, tree_leaves(params), strict=True)]
         return rebuild(new), SgdState(step=state.step + 1)
 
@@ -267,27 +211,19 @@ def momentum(learning_rate: float | Schedule, beta: float = 0.9, *, nesterov: bo
         updates = tree_map(step_of, velocity, grads)
         return updates, MomentumState(step=state.step + 1, velocity=velocity)
 
-    def apply_leaf(g: np.ndarray, p: np.ndarray, v: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
-        v = v * beta
-        v += g
-        if nesterov:  # step_of's arithmetic, ending in g's array once g is no longer needed
-            u = v * beta
-            u += g
-            u = np.multiply(u, factor, out=g)
-        else:
-            u = np.multiply(v, factor, out=g)
-        return _add_params_(u, p), v
-
     def apply(grads: list, state: MomentumState, params: Params, rebuild) -> tuple[Params, MomentumState]:
         factor = -_rate(learning_rate, state.step)
-        flat = _flat_operands(grads, params, state.velocity)
-        if flat is not None:  # one call per pass over all parameters; the same arithmetic as leaf by leaf
-            _, v = apply_leaf(*flat, factor)
-            return rebuild(grads), MomentumState(step=state.step + 1, velocity=rebuild(flat_views(v, grads)))
         new, velocity = [], []
         for g, p, v in zip(grads, tree_leaves(params), tree_leaves(state.velocity), strict=True):
-            p, v = apply_leaf(g, p, v, factor)
-            new.append(p)
+            v = v * beta
+            v += g
+            if nesterov:  # step_of's arithmetic, ending in g's array once g is no longer needed
+                u = v * beta
+                u += g
+                u = np.multiply(u, factor, out=g)
+            else:
+                u = np.multiply(v, factor, out=g)
+            new.append(_add_params_(u, p))
             velocity.append(v)
         return rebuild(new), MomentumState(step=state.step + 1, velocity=rebuild(velocity))
 
@@ -361,36 +297,27 @@ def _adam_fused(learning_rate, b1: float, b2: float, eps: float, weight_decay: f
 def _adam_apply(learning_rate, b1: float, b2: float, eps: float, weight_decay: float | None, *, folded: bool):
     c = (1.0 - b2) / (b2 * (1.0 - b1) ** 2) if folded else 0.0
 
-    def apply_leaf(g, p, m, v, step_size: float, eps_hat: float, decay: float):
-        if folded:  # g is (1 - b1) * gradient
-            m = m * b1
-            m += g
-            v_new = np.square(g)
-            v_new *= c
-            v_new += v
-            v_new *= b2
-            v = v_new
-        else:
-            m, v = _adam_mu(m, g, b1), _ema_square(v, g, b2)
-        u = _adam_direction_leaf(m, v, step_size, eps_hat, out=g)  # g is no longer needed
-        if decay:
-            u += p * decay
-        return _add_params_(u, p), m, v
-
     def apply(grads: list, state: AdamState, params: Params, rebuild) -> tuple[Params, AdamState]:
         factor = -_rate(learning_rate, state.step)
-        coefficients = (*_adam_coefficients(int(state.step) + 1, b1, b2, eps, factor),
-                        factor * weight_decay if weight_decay else 0.0)
-        flat = _flat_operands(grads, params, state.mu, state.nu)
-        if flat is not None:  # one call per pass over all parameters (~11 passes); the same arithmetic per element
-            _, m, v = apply_leaf(*flat, *coefficients)
-            mus, nus = flat_views(m, grads), flat_views(v, grads)
-            return rebuild(grads), AdamState(step=state.step + 1, mu=rebuild(mus), nu=rebuild(nus))
+        step_size, eps_hat = _adam_coefficients(int(state.step) + 1, b1, b2, eps, factor)
+        decay = factor * weight_decay if weight_decay else 0.0
         new, mus, nus = [], [], []
         leaves = zip(grads, tree_leaves(params), tree_leaves(state.mu), tree_leaves(state.nu), strict=True)
         for g, p, m, v in leaves:
-            p, m, v = apply_leaf(g, p, m, v, *coefficients)
-            new.append(p)
+            if folded:  # g is (1 - b1) * gradient
+                m = m * b1
+                m += g
+                v_new = np.square(g)
+                v_new *= c
+                v_new += v
+                v_new *= b2
+                v = v_new
+            else:
+                m, v = _adam_mu(m, g, b1), _ema_square(v, g, b2)
+            u = _adam_direction_leaf(m, v, step_size, eps_hat, out=g)  # g is no longer needed
+            if decay:
+                u += p * decay
+            new.append(_add_params_(u, p))
             mus.append(m)
             nus.append(v)
         return rebuild(new), AdamState(step=state.step + 1, mu=rebuild(mus), nu=rebuild(nus))

@@ -18,7 +18,6 @@ import numpy as np
 
 __all__ = [
     "TreeDef",
-    "flat_views",
     "pytree_class",
     "pytree_name",
     "register_pytree",
@@ -313,22 +312,6 @@ def tree_leaves(tree: Any) -> list:
     out: list = []
     _leaves(tree, out)
     return out
-
-
-def flat_views(flat: np.ndarray, like: Sequence[np.ndarray]) -> list:
-    """Views of the 1-D array ``flat`` shaped like the arrays ``like``, in order, tiling it from its start.
-
-    How the fast training step keeps all gradients (and the parameters and moments it returns) in one buffer.
-
-    >>> [v.tolist() for v in flat_views(np.arange(5), [np.zeros((2, 2)), np.zeros(1)])]
-    [[[0, 1], [2, 3]], [4]]
-    """
-    views, start = [], 0
-    for leaf in like:
-        stop = start + leaf.size
-        views.append(flat[start:stop].reshape(leaf.shape))
-        start = stop
-    return views
 
 
 def tree_allclose(a: Any, b: Any, rtol: float = 1e-5, atol: float = 1e-8) -> bool:

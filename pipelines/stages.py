@@ -35,8 +35,10 @@ def scale(chunks: Iterable[Chunk], *, max_value: float = 255.0) -> Iterator[Chun
     [[[0.0, 0.20000000298023224, 1.0]]]
     """
     divisor = np.float32(max_value)
-    for chunk in chunks:  # one pass: each value converted to float32, then divided (as astype, then `/`)
-        yield Chunk(np.divide(chunk.x, divisor, dtype=np.float32), chunk.y)
+    for chunk in chunks:  # convert, then divide in place (faster than np.divide(..., dtype=float32), same bits)
+        out = chunk.x.astype(np.float32)
+        out /= divisor
+        yield Chunk(out, chunk.y)
 
 
 def standardize(chunks: Iterable[Chunk], stats: Standardizer) -> Iterator[Chunk]:
@@ -47,8 +49,9 @@ def standardize(chunks: Iterable[Chunk], stats: Standardizer) -> Iterator[Chunk]
     >>> [c.x.tolist() for c in standardize([data], fit_standardizer(data))]
     [[[-1.0, 0.0], [1.0, 0.0]]]
     """
-    for chunk in chunks:  # two passes, the second in place on the first's new array
-        out = np.subtract(chunk.x, stats.mean, dtype=np.float32)
+    for chunk in chunks:  # convert, then subtract and divide in place (same bits as the formula)
+        out = chunk.x.astype(np.float32)
+        out -= stats.mean
         out /= stats.std
         yield Chunk(out, chunk.y)
 

@@ -10,8 +10,8 @@ One process, alternating rounds (each round: every row once), medians and minima
 
 - per configuration of scripts/bench.py, seconds per MNIST epoch, all fed the same way (pipelines shuffle ->
   batch -> scale, timed): ``fed``, bench.py's 8 matrix products on the real batches; ``inline``, a hand-written
-  NumPy step doing this project's operations written out inline (flat buffers, the same folded constants, no
-  records, no checks, no metrics): what the step's arithmetic costs without the library around it; ``ours``,
+  NumPy step doing this project's operations written out inline (the same folded constants, no records, no
+  checks, no metrics): what the step's arithmetic costs without the library around it; ``ours``,
   ``make_train_step``;
 - ``overhead``: microseconds per step of ``make_train_step`` on a network so small (inputs and hidden widths
   divided by 8) that its matrix products cost next to nothing: the price of its 40-odd NumPy calls and Python;
@@ -28,6 +28,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,32 +38,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout'
 
 import bench  # noqa: E402
 from functional_nn import adam, init_mlp, make_train_step, optim, tree_leaves  # noqa: E402
-from functional_nn.model import _flat_grad_views, _rebuild  # noqa: E402
+from functional_nn.model import _rebuild  # noqa: E402
 
 B1, B2, EPS = 0.9, 0.999, 1e-8
 
 
-def make_inline(config: dict, batches: Callable) -> Callable[[int], float]:
-    """One epoch of a hand-written step: this project's operations inline on flat buffers, nothing else."""
+def make_inline(config: dict, batches: Callable) -> Callable[..., float]:
+    """One epoch of a hand-written step: this project's operations inline, leaf by leaf, nothing else."""
     sizes, lr, kind = config["sizes"], config["lr"], config["optimizer"]
-    shapes = [s for a, b in zip(sizes[:-1], sizes[1:]) for s in ((a, b), (b,))]
-    total = sum(math.prod(s) for s in shapes)
     n_layers = len(sizes) - 1
     c = (1 - B2) / (B2 * (1 - B1) ** 2)
 
-    def views(flat: np.ndarray) -> list[np.ndarray]:
-        out, start = [], 0
-        for shape in shapes:
-            out.append(flat[start : start + math.prod(shape)].reshape(shape))
-            start += math.prod(shape)
-        return out
-
     def run(epoch: int, keep: list | None = None) -> float:
-        """Seconds for the epoch; with ``keep``, the final flat parameters are appended to it (for tests)."""
+        """Seconds for the epoch; with ``keep``, the final parameter arrays are appended to it (for tests)."""
         params = init_mlp(np.random.default_rng(bench.SEED), sizes, activation=config["activation"])
-        p_flat = np.concatenate([leaf.reshape(-1) for leaf in tree_leaves(params)])
-        p = views(p_flat)
-        m_flat, v_flat = np.zeros(total, np.float32), np.zeros(total, np.float32)
+        p = [np.array(leaf) for leaf in tree_leaves(params)]  # [w0, b0, w1, b1, ...]
+        ms, vs = [np.zeros_like(a) for a in p], [np.zeros_like(a) for a in p]
         t = 0
         t0 = time.perf_counter()
         for x, y in batches(epoch):
@@ -80,35 +71,33 @@ def make_inline(config: dict, batches: Callable) -> Callable[[int], float]:
             d /= d.sum(axis=1, keepdims=True)
             d[rows, y] -= 1.0
             d *= (-lr if kind == "sgd" else 1 - B1) / len(y)
-            g_flat = np.empty(total, np.float32)
-            g = views(g_flat)
+            g = [None] * (2 * n_layers)
             for i in range(n_layers - 1, -1, -1):
-                np.matmul(hs[i].T, d, out=g[2 * i])
-                np.sum(d, axis=0, out=g[2 * i + 1])
+                g[2 * i], g[2 * i + 1] = hs[i].T @ d, d.sum(axis=0)
                 if i:
                     d = d @ p[2 * i].T
                     np.multiply(d, hs[i] > 0, out=d)
             if kind == "sgd":
-                g_flat += p_flat
-            else:
-                sqrt_bc2 = math.sqrt(1 - B2**t)
-                step_size, eps_hat = -lr * sqrt_bc2 / (1 - B1**t), EPS * sqrt_bc2
-                m = m_flat * B1
-                m += g_flat
-                v = np.square(g_flat)
+                p = [np.add(gi, pi, out=gi) for gi, pi in zip(g, p)]
+                continue
+            sqrt_bc2 = math.sqrt(1 - B2**t)
+            step_size, eps_hat = -lr * sqrt_bc2 / (1 - B1**t), EPS * sqrt_bc2
+            for k, (gk, pk, mk, vk) in enumerate(zip(g, p, ms, vs)):
+                m = mk * B1
+                m += gk
+                v = np.square(gk)
                 v *= c
-                v += v_flat
+                v += vk
                 v *= B2
-                np.sqrt(v, out=g_flat)
-                g_flat += eps_hat
-                np.divide(m, g_flat, out=g_flat)
-                g_flat *= step_size
-                g_flat += p_flat
-                m_flat, v_flat = m, v
-            p_flat, p = g_flat, g
+                np.sqrt(v, out=gk)
+                gk += eps_hat
+                np.divide(m, gk, out=gk)
+                gk *= step_size
+                p[k] = np.add(gk, pk, out=gk)
+                ms[k], vs[k] = m, v
         seconds = time.perf_counter() - t0
         if keep is not None:
-            keep.append(p_flat)
+            keep.extend(p)
         return seconds
 
     return run
@@ -135,7 +124,7 @@ def make_overhead(config: dict, steps: int = 1000) -> Callable[[int], float]:
 
 
 def make_adam_update(sizes=(784, 256, 128, 10), steps: int = 300) -> Callable[[int], float]:
-    """Microseconds per fused Adam update (``adam(1e-3).update.fused.apply``) on fresh flat gradient buffers."""
+    """Microseconds per fused Adam update (``adam(1e-3).update.fused.apply``), fresh gradient arrays each step."""
     optimizer = adam(1e-3)
     fused = optimizer.update.fused
     rng = np.random.default_rng(2)
@@ -145,11 +134,9 @@ def make_adam_update(sizes=(784, 256, 128, 10), steps: int = 300) -> Callable[[i
     def run(epoch: int) -> float:
         params, state, spent = params0, optimizer.init(params0), 0.0
         for _ in range(steps):
-            grads = _flat_grad_views(params, np.float32)  # what backprop hands over: views of one new buffer
-            for view, g in zip(grads, grads0):
-                view[...] = g
+            grads = [g.copy() for g in grads0]  # what backprop hands over: arrays nobody else has seen
             t0 = time.perf_counter()
-            params, state = fused.apply(grads, state, params, lambda leaves, like=params: _rebuild(like, leaves))
+            params, state = fused.apply(grads, state, params, partial(_rebuild, params))
             spent += time.perf_counter() - t0
         return spent / steps * 1e6
 

@@ -18,8 +18,6 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from functional_nn import (
     adam,
@@ -39,9 +37,6 @@ from functional_nn import (
     warmup_cosine,
 )
 from functional_nn.ops import ACTIVATIONS
-from functional_nn.optim import _flat_base
-from functional_nn.params import Dense
-from tests.strategies import architectures, seeds
 
 FUSED = {
     "sgd": lambda: sgd(0.1),
@@ -194,59 +189,3 @@ def test_fused_first_adam_step_moves_every_weight_by_lr():
     new, _, _ = make_train_step(adam(1e-3))(params, adam(1e-3).init(params), x, y, None)
     moved = np.abs(new[0].w - params[0].w)
     assert math.isclose(float(np.median(moved[moved > 0])), 1e-3, rel_tol=1e-3)
-
-
-# ------------------------------------------------------------------------------------- one flat buffer per step
-# From its second call on, the fused step reads parameters and moments that tile one 1-D array each (it made them
-# so) and runs every optimizer pass as ONE NumPy call over all parameters (optim._flat_operands). The same
-# arithmetic per element as leaf by leaf, so the two must agree bitwise.
-
-
-def _copied(tree):
-    """The same numbers in separate arrays (no longer views of one buffer): forces the leaf-by-leaf layout."""
-    return tree_map(np.array, tree)
-
-
-@settings(max_examples=25, deadline=None)
-@given(sizes=architectures, name=st.sampled_from(sorted(FUSED)), l2=st.sampled_from([0.0, 1e-3]), seed=seeds)
-def test_flat_step_is_bitwise_the_leaf_by_leaf_step(sizes, name, l2, seed):
-    optimizer = FUSED[name]()
-    step = make_train_step(optimizer, l2=l2)
-    params = init_mlp(np.random.default_rng(seed), sizes)
-    flat = separate = (params, optimizer.init(params))
-    for x, y in batches(seed % 1000, 3, n=8, n_in=sizes[0], k=sizes[-1]):
-        *flat, _ = step(*flat, x, y, None)
-        *separate, _ = step(*_copied(separate), x, y, None)
-        assert_bitwise(flat, separate)
-    moments = [getattr(flat[1], name) for name in ("velocity", "mu", "nu") if hasattr(flat[1], name)]
-    assert len(moments) == {"momentum": 1, "nesterov": 1}.get(name, 0 if name.startswith("sgd") else 2)
-    for tree in (flat[0], *moments):  # the flat path was taken: the step's outputs tile one buffer each
-        assert _flat_base(tree_leaves(tree)) is not None
-
-
-def test_flat_base_accepts_only_an_exact_tiling_in_order():
-    buffer = np.arange(10.0)
-    w, b = buffer[:6].reshape(2, 3), buffer[6:]
-    assert _flat_base([w, b]) is buffer
-    assert _flat_base([b, w]) is None  # wrong order
-    assert _flat_base([w, buffer[7:]]) is None  # a gap, and not to the end
-    assert _flat_base([buffer[:6].reshape(3, 2).T, b]) is None  # not C-contiguous
-    assert _flat_base([w, np.arange(4.0)]) is None  # another array
-    assert _flat_base([w.view(), b[:]]) is buffer  # views of views still tile it
-
-
-def test_parameters_tiling_a_buffer_in_another_order_are_not_mixed_up():
-    """Leaves that tile one array, but not in leaf order: the step must not treat them as laid out like its grads."""
-    optimizer = adam(1e-2)
-    params = init_mlp(np.random.default_rng(0), [6, 4, 3])
-    leaves = tree_leaves(params)
-    buffer = np.concatenate([leaf.reshape(-1) for leaf in reversed(leaves)])
-    views, stop = [], buffer.size
-    for leaf in leaves:  # the last leaf first in the buffer
-        views.append(buffer[stop - leaf.size : stop].reshape(leaf.shape))
-        stop -= leaf.size
-    reordered = tuple(Dense(views[2 * i], views[2 * i + 1], layer.activation) for i, layer in enumerate(params))
-    x, y = batches(0, 1, n=8, n_in=6, k=3)[0]
-    step = make_train_step(optimizer)
-    assert_bitwise(step(reordered, optimizer.init(params), x, y, None)[:2],
-                   step(params, optimizer.init(params), x, y, None)[:2])
