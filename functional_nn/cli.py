@@ -470,7 +470,7 @@ def _bench(argv: list[str]) -> int:
     spec = importlib.util.spec_from_file_location("_fnn_bench_script", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    status = module.main(argv)
+    status = module.main(argv, prog=f"{PROG} bench")
     return 0 if status is None else int(status)
 
 

@@ -677,8 +677,8 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = OneLineParser(prog="bench", description=__doc__.split("\n\n")[0])
+def parse_args(argv: Sequence[str] | None, prog: str = "bench") -> argparse.Namespace:
+    p = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--data", help="MNIST training CSV (default: data/**/mnist_train.csv)")
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
     p.add_argument("--quick", action="store_true", help="fixture or synthetic data, one round (CI smoke run)")
@@ -700,8 +700,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "bench") -> int:
+    """Run the harness; ``prog`` names it in error messages (``fnn bench`` passes its own name)."""
+    args = parse_args(argv, prog)
     blas = blas_info()  # before torch / sklearn load their own thread pools
     machine = machine_info(blas)
     notes: list[str] = []
@@ -724,10 +725,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             csv = find_csv(args.data)
             if csv is None or not csv.exists():
                 missing = f"{csv}: no such file" if csv else "no MNIST training CSV under data/ (run `fnn fetch`)"
-                print(f"bench: {missing}; pass --data PATH/mnist_train.csv", file=sys.stderr)
+                print(f"{prog}: {missing}; pass --data PATH/mnist_train.csv", file=sys.stderr)
                 return 2
         reader_name, read = project_reader()
-        loaded = load_training_csv(csv, "bench")
+        loaded = load_training_csv(csv, prog)
         if loaded is None:
             return 2
         x_u8, y = loaded

@@ -152,3 +152,11 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, script, args, expected):
     assert done.returncode == 2
     assert expected in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_fnn_bench_names_itself_in_its_one_line_errors(capsys):
+    from functional_nn.cli import main
+
+    assert main(["bench", "--rounds", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["fnn bench: error: --rounds must be at least 1 (see fnn bench --help)"]
