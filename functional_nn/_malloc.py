@@ -3,10 +3,9 @@
 A pure training step allocates its new parameters and optimizer moments (about 3 MB per step for 784-256-128-10
 with Adam: parameters, ``mu``, ``nu``) and frees the previous ones. With glibc's default thresholds, blocks of that
 size are fresh ``mmap`` s that go back to the OS when freed, so every step page-faults them in again (180-280 minor
-faults per step measured here): an MNIST epoch of
-784-256-128-10 with Adam took 1.13 s that way against 0.74 s with the thresholds fixed (medians of 7, ``python
-scripts/bench_step.py`` with and without ``--malloc default``, 2026-12-02). This is process-wide, so only the
-edges call it (``fnn`` and the bench scripts), never the library.
+faults per step measured here): an MNIST epoch of 784-256-128-10 with Adam took 1.13 s that way against 0.74 s
+with the thresholds fixed (medians of 7, ``python scripts/bench_step.py`` with and without ``--malloc default``,
+2026-12-02). This is process-wide, so only the edges call it (``fnn`` and the bench scripts), never the library.
 """
 
 from __future__ import annotations

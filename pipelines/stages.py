@@ -60,8 +60,9 @@ def shuffle(chunks: Iterable[Chunk], rng: np.random.Generator, *, buffer_rows: i
     """Shuffle rows with a buffer of ``buffer_rows`` rows: the rows out are a permutation of the rows in.
 
     A stream that fits in the buffer (or one chunk, of any size: an in-memory source) comes out as one
-    exact, uniformly random permutation, in chunks of about a megabyte (gathered as they are drawn). A longer stream flows through the buffer as in tf.data: each new
-    chunk's rows take the places of as many rows drawn at random from the buffer, which are emitted.
+    exact, uniformly random permutation, in chunks of about a megabyte (gathered as they are drawn). A longer
+    stream flows through the buffer as in tf.data: each new chunk's rows take the places of as many rows drawn at
+    random from the buffer, which are emitted.
     Consumes ``rng``; seed epoch ``e`` with ``epoch_seed_rng(seed, e)``.
 
     >>> out = list(shuffle(from_arrays(np.zeros((6, 1)), np.arange(6)), np.random.default_rng(0)))

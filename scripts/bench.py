@@ -22,8 +22,8 @@ Rows timed per configuration, each one MNIST epoch (60000 rows, 469 steps):
   product must read (the floor's stays in cache) and the feed itself. No trainer fed this way can beat it.
 - ``ours``: ``functional_nn.train.make_train_step`` over one epoch, fed as the ``fnn`` command feeds it
   (pipelines ``shuffle -> batch -> scale``: one permutation of the rows per epoch, gathered a megabyte at a time,
-  batches scaled to float32 as they are drawn), all of it timed. When ``functional_nn.train`` is not importable, a plain NumPy reference
-  step in this file stands in (reported as such).
+  batches scaled to float32 as they are drawn), all of it timed. When ``functional_nn.train`` is not importable,
+  a plain NumPy reference step in this file stands in (reported as such).
 - ``torch``: the same network, initial weights and batch order in PyTorch CPU, ``torch.set_num_threads`` equal to
   our BLAS threads: the uint8 tensor permuted once per epoch, then plain slices scaled to float32 per batch,
   ``F.cross_entropy``, ``torch.optim.SGD`` / ``Adam``.

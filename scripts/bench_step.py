@@ -186,7 +186,8 @@ def main(argv=None) -> int:
         print(f"  {name:38s} {statistics.median(values):9.3f} {min(values):9.3f}")
     for key in bench.CONFIGS:
         fed, inline, ours = (statistics.median(samples[f"({key}) {n}, s/epoch"]) for n in ("fed", "inline", "ours"))
-        print(f"  ({key}) inline / fed {inline / fed:.2f}, ours / inline {ours / inline:.2f}, ours / fed {ours / fed:.2f}")
+        print(f"  ({key}) inline / fed {inline / fed:.2f}, ours / inline {ours / inline:.2f},"
+              f" ours / fed {ours / fed:.2f}")
     return 0
 
 
