@@ -138,7 +138,7 @@ def _cpu_model() -> str:
 
 
 try:  # the fnn command tunes glibc the same way at its start (functional_nn/_malloc.py says why)
-    from functional_nn._malloc import tune_malloc
+    from functional_nn.app.malloc import tune_malloc
 except ImportError:  # the harness without the package: glibc as it is
 
     def tune_malloc() -> str | None:
@@ -515,13 +515,13 @@ def make_sklearn(config: dict, x_u8: np.ndarray, y: np.ndarray, batch_size: int)
 
 
 def fnn_command() -> list[str] | None:
-    """How to start ``fnn``: the console script when installed, else ``python -c`` on ``functional_nn.cli``."""
-    if importlib.util.find_spec("functional_nn") is None or importlib.util.find_spec("functional_nn.cli") is None:
+    """How to start ``fnn``: the console script when installed, else ``python -c`` on ``functional_nn.app.cli``."""
+    if importlib.util.find_spec("functional_nn") is None or importlib.util.find_spec("functional_nn.app.cli") is None:
         return None
     exe = shutil.which("fnn")
     if exe:
         return [exe]
-    return [sys.executable, "-c", "import sys; from functional_nn.cli import main; sys.exit(main())"]
+    return [sys.executable, "-c", "import sys; from functional_nn.app.cli import main; sys.exit(main())"]
 
 
 # Runs a command and writes its exit status and peak RSS (rusage of exactly that child, from os.wait4) to a file.
@@ -541,7 +541,7 @@ def measure_fnn_train(extra_args: Sequence[str]) -> dict[str, Any]:
     """Wall time, peak RSS and test accuracy of ``fnn train`` (defaults; its run folder in a temporary directory)."""
     cmd = fnn_command()
     if cmd is None:
-        return {"skipped": "functional_nn.cli not importable yet"}
+        return {"skipped": "functional_nn.app.cli not importable yet"}
     try:  # make sure the parse cache exists, so the timing is the "data already cached" case
         from pipelines import datasets
 

@@ -1,4 +1,5 @@
-"""Shared hypothesis strategies: shapes drawn first, then arrays of those shapes (thinc's tests/strategies.py)."""
+"""The one module of shared hypothesis strategies (core, pipelines and application tests): shapes drawn first,
+then arrays of those shapes (thinc's tests/strategies.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from functional_nn.ops import ACTIVATIONS
+from pipelines import Chunk
 
 finite32 = st.floats(-30, 30, width=32)
 seeds = st.integers(0, 2**32 - 1)
@@ -20,3 +22,29 @@ logits_2d = st.tuples(st.integers(1, 8), st.integers(1, 10)).flatmap(
 architectures = st.tuples(
     st.integers(1, 16), st.lists(st.integers(1, 16), min_size=0, max_size=3), st.integers(2, 16)
 ).map(lambda t: [t[0], *t[1], t[2]])
+
+# ---------------------------------------------------------------- pipelines: labelled uint8 images, chunk streams
+
+shapes = st.tuples(st.integers(1, 40), st.integers(1, 12))  # (rows, features)
+
+
+@st.composite
+def labelled_images(draw, max_rows: int = 40, max_features: int = 12, n_classes: int = 10):
+    """(x uint8 (n, k), y int64 (n,)) with labels in [0, n_classes)."""
+    n = draw(st.integers(1, max_rows))
+    k = draw(st.integers(1, max_features))
+    x = draw(arrays(np.uint8, (n, k), elements=st.integers(0, 255)))
+    y = draw(arrays(np.int64, (n,), elements=st.integers(0, n_classes - 1)))
+    return x, y
+
+
+@st.composite
+def chunk_streams(draw, max_chunks: int = 6, max_rows: int = 20, n_features: int = 3):
+    """A list of Chunks with float32 x and int64 y: y numbers the rows 0..n-1 in stream order."""
+    sizes = draw(st.lists(st.integers(0, max_rows), min_size=1, max_size=max_chunks))
+    chunks, start = [], 0
+    for size in sizes:
+        x = draw(arrays(np.float32, (size, n_features), elements=st.floats(-10, 10, width=32)))
+        chunks.append(Chunk(x, np.arange(start, start + size, dtype=np.int64)))
+        start += size
+    return chunks

@@ -14,21 +14,21 @@ from pathlib import Path
 
 import numpy as np
 
-from functional_nn import _data, _runs
-from functional_nn._malloc import tune_malloc
+from functional_nn.app import data as _data, runs as _runs
+from functional_nn.app.malloc import tune_malloc
 from functional_nn import checkpoint as ckpt
-from functional_nn._settings import (ACTIVATION_NAMES, DEFAULTS, DTYPES, INITS, NORMALIZATIONS, OPTIMIZERS, PRESETS,
+from functional_nn.app.settings import (ACTIVATION_NAMES, DEFAULTS, DTYPES, INITS, NORMALIZATIONS, OPTIMIZERS, PRESETS,
                                      SCHEDULES, UsageError, check, read_toml, resolve)
-from functional_nn._train import (Output, _nan_to_none, absolute_paths, evaluation_metrics, predict_proba_batches,
+from functional_nn.app.train import (Output, _nan_to_none, absolute_paths, evaluation_metrics, predict_proba_batches,
                                   resume_command, train_command)
-from functional_nn.images import ImageError, is_image_path, load_gray, mnist_style
+from pipelines.images import ImageError, is_image_path, load_gray, mnist_style
 from pipelines import DataError, FetchError
 from pipelines import datasets as pl_datasets
 from pipelines import io as pl_io
 
 PROG = "fnn"
 CHECKPOINTS = ("model", "best", "last")
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 def _expected_errors() -> tuple[type[BaseException], ...]:
     kinds = [UsageError, DataError, FetchError, ckpt.CheckpointError, ImageError, OSError]
     try:
-        from functional_nn.report import ReportError
+        from functional_nn.app.report import ReportError
         kinds.append(ReportError)
     except ImportError:
         pass
@@ -433,7 +433,7 @@ def percent(p: float) -> str:
 
 
 def _report(args) -> int:
-    from functional_nn import report
+    from functional_nn.app import report
     if not report.have_plotting():
         raise UsageError(report.PLOT_EXTRA_HINT)
     run_dir = Path(args.run_dir)

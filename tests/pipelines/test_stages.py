@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from data_strategies import chunk_streams
+from tests.strategies import chunk_streams
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from functional_nn.cli import main as fnn_main
+from functional_nn.app.cli import main as fnn_main
 from tests.synthetic import write_digits
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "scripts" / "train_mnist.py"
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from data_strategies import labelled_images
+from tests.strategies import labelled_images
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +18,7 @@ from pipelines import DataError, DataWarning, read_arrays, read_chunks, write_cs
 from pipelines import io
 from pipelines.io import BLOCK_BYTES, _BadRows, _CsvSpec, _csv_parts, _fast_block, csv_row_lines
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "data" / "fixtures"
 MALFORMED = Path(__file__).resolve().parent / "malformed"
 FIXTURE_FORMS = ["mnist_test_40.csv", "mnist_test_40.csv.gz", "mnist40-images-idx3-ubyte",

@@ -14,7 +14,7 @@ import pytest
 from pipelines import DATASETS, FetchError, file_sha256, load
 from pipelines import datasets as ds
 
-FIXTURES = Path(__file__).resolve().parent.parent / "data" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "data" / "fixtures"
 CSV = FIXTURES / "mnist_test_40.csv"
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
 def test_two_epochs_on_real_mnist_reach_96_5_percent(tmp_path):
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "functional_nn.cli", "train", "--epochs", "2", "--warmup-epochs", "0.25",
+    cmd = [sys.executable, "-m", "functional_nn.app.cli", "train", "--epochs", "2", "--warmup-epochs", "0.25",
            "--out", str(run), "--no-plots", "--log", "json"]
     result = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]

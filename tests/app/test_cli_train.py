@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from functional_nn import checkpoint, tree_leaves
-from functional_nn.cli import main
+from functional_nn.app.cli import main
 from tests.synthetic import write_digits
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ STEPS_PER_EPOCH = 270
 SIGNAL_AT_STEP = """
 import os, sys
 import functional_nn
-from functional_nn.cli import main
+from functional_nn.app.cli import main
 sig, at = int(sys.argv[1]), int(sys.argv[2])
 make = functional_nn.make_train_step
 def make_train_step(*args, **kwargs):
@@ -75,7 +75,7 @@ def straight(data, tmp_path_factory):
 
 def assert_resumes_to(straight, run):
     assert not (run / "model.npz").exists() and not (run / "metrics.json").exists()
-    resumed = subprocess.run([sys.executable, "-m", "functional_nn.cli", "train", "--resume", str(run)],
+    resumed = subprocess.run([sys.executable, "-m", "functional_nn.app.cli", "train", "--resume", str(run)],
                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert_params_bitwise_equal(straight / "model.npz", run / "model.npz")
@@ -123,7 +123,7 @@ def test_resume_after_sigint_from_outside_is_bitwise_equal(data, tmp_path):
     straight_run = tmp_path / "straight"
     assert main(base_args(small, straight_run, *settings, "--quiet")) == 0
     run = tmp_path / "interrupted"
-    cmd = [sys.executable, "-m", "functional_nn.cli", *base_args(small, run, *settings)]
+    cmd = [sys.executable, "-m", "functional_nn.app.cli", *base_args(small, run, *settings)]
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = proc.stdout.readline()                 # the first epoch line: epoch 2 has begun
     assert first.startswith("Epoch 1/40"), first + proc.stderr.read()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from functional_nn._settings import UsageError
+from functional_nn.app.settings import UsageError
 from pipelines import Chunk
 from pipelines import datasets as pl_datasets
 from pipelines import io as pl_io

@@ -1,4 +1,4 @@
-"""Tests for functional_nn.report: a fake run folder + random arrays -> every picture, the page, the errors."""
+"""Tests for functional_nn.app.report: a fake run folder + random arrays -> every picture, the page, the errors."""
 
 import base64
 import csv
@@ -13,8 +13,8 @@ pytest.importorskip("PIL", reason="the plot extra is not installed: python -m pi
 
 from PIL import Image  # noqa: E402
 
-from functional_nn import _runs, report  # noqa: E402
-from functional_nn.report import ReportError, read_run, select_mistakes, write_report  # noqa: E402
+from functional_nn.app import runs as _runs, report  # noqa: E402
+from functional_nn.app.report import ReportError, read_run, select_mistakes, write_report  # noqa: E402
 
 PICTURES = ("curves.png", "confusion.png", "per_class.png", "predictions.png", "mistakes.png", "filters.png",
             "training.gif")
@@ -267,7 +267,7 @@ class Block:
             raise ImportError("blocked: " + name)
 sys.meta_path.insert(0, Block())
 import numpy as np
-from functional_nn import report
+from functional_nn.app import report
 assert not report.have_plotting()
 try:
     report.write_report({str(run_dir)!r}, x_test=np.zeros((2, 784), np.uint8), y_test=np.array([0, 1]),
@@ -276,13 +276,13 @@ except ImportError as e:
     print(e)
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                            cwd=str(report.Path(report.__file__).parents[1]))
+                            cwd=str(report.Path(report.__file__).parents[2]))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == report.PLOT_EXTRA_HINT
 
 
 def test_mistakes_subtitle_reads_well_for_one_some_and_many_mistakes():
-    from functional_nn.report import mistakes_subtitle
+    from functional_nn.app.report import mistakes_subtitle
     assert mistakes_subtitle(1, 1, 40) == "the only wrong prediction on 40 test images"
     assert "all 1" not in mistakes_subtitle(1, 1, 40)
     assert mistakes_subtitle(25, 158, 10000).startswith("the 25 most confident of 158 wrong predictions")

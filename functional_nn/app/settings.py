@@ -195,7 +195,7 @@ def check(settings: Mapping, sources: Mapping | None = None) -> None:
     >>> check({**DEFAULTS, "lr": 0.0})
     Traceback (most recent call last):
     ...
-    functional_nn._settings.UsageError: --lr must be a finite number > 0, got 0.0
+    functional_nn.app.settings.UsageError: --lr must be a finite number > 0, got 0.0
     """
     sources = sources or {}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "bench.py"
 
 
@@ -155,7 +155,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, script, args, expected):
 
 
 def test_fnn_bench_names_itself_in_its_one_line_errors(capsys):
-    from functional_nn.cli import main
+    from functional_nn.app.cli import main
 
     assert main(["bench", "--rounds", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

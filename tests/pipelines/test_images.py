@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from functional_nn.images import ImageError, centre_of_mass, load_gray, mnist_style
+from pipelines.images import ImageError, centre_of_mass, load_gray, mnist_style
 from pipelines import Chunk
 from pipelines.augment import random_shift, shift_images
 

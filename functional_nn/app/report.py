@@ -63,7 +63,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from functional_nn._runs import atomic_write_bytes
+from functional_nn.app.runs import atomic_write_bytes
 
 __all__ = [
     "PLOT_EXTRA_HINT",

@@ -1,7 +1,7 @@
 """The `fnn` command: flag and file errors, settings precedence, evaluate / predict output.
 
 Training here runs on tiny synthetic digit-like CSVs written to tmp_path (a few hundred rows), in process
-through ``main(argv)``; a few cases go through ``python -m functional_nn.cli`` to check the real entry.
+through ``main(argv)``; a few cases go through ``python -m functional_nn.app.cli`` to check the real entry.
 """
 
 import json
@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from functional_nn import checkpoint
-from functional_nn.cli import confusion_table, main
+from functional_nn.app.cli import confusion_table, main
 from tests.synthetic import synthetic_digits
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 HEADER = "label," + ",".join(f"{r}x{c}" for r in range(1, 29) for c in range(1, 29))
 FAST = ["--hidden", "32", "--epochs", "2", "--batch-size", "32", "--no-plots"]
 
@@ -322,7 +322,7 @@ def test_predict_wrong_width_csv(trained, tmp_path, capsys):
 
 
 def test_predict_text_never_shows_a_rounded_0_or_100_percent():
-    from functional_nn.cli import percent
+    from functional_nn.app.cli import percent
     assert [percent(p) for p in (0.9999999, 1e-7, 0.5, 0.0)] == [">99.9%", "<0.1%", "50.0%", "0%"]
 
 
@@ -333,7 +333,7 @@ def test_confusion_table_shape():
 
 @pytest.mark.parametrize("argv", [["train", "--lr", "-1"], ["train", "--bogus"], ["evaluate", "/nonexistent/run"]])
 def test_real_entry_point_errors_have_no_traceback(argv):
-    result = subprocess.run([sys.executable, "-m", "functional_nn.cli", *argv], cwd=REPO_ROOT,
+    result = subprocess.run([sys.executable, "-m", "functional_nn.app.cli", *argv], cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
@@ -362,7 +362,7 @@ def test_train_on_the_committed_real_fixtures_csv_gz_and_idx(tmp_path, capsys):
 
 
 def test_train_draws_the_report_and_fnn_report_redraws_it(data, tmp_path, capsys):
-    report = pytest.importorskip("functional_nn.report")
+    report = pytest.importorskip("functional_nn.app.report")
     if not report.have_plotting():
         pytest.skip("the plot extra (matplotlib, Pillow) is not installed")
     run = tmp_path / "plotted"
@@ -394,7 +394,7 @@ def test_a_run_without_config_json_says_it_is_missing(trained, tmp_path, capsys)
 
 
 def test_report_on_other_data_describes_that_data_in_every_picture_and_the_page(trained, tmp_path, capsys):
-    report = pytest.importorskip("functional_nn.report")
+    report = pytest.importorskip("functional_nn.app.report")
     if not report.have_plotting():
         pytest.skip("the plot extra (matplotlib, Pillow) is not installed")
     out = tmp_path / "other"
@@ -443,7 +443,7 @@ def test_fetch_unknown_dataset_and_fetch_errors_are_one_line(tmp_path, capsys):
 
 
 def test_bench_without_the_script_is_a_one_line_error(monkeypatch, tmp_path, capsys):
-    import functional_nn.cli as cli
+    import functional_nn.app.cli as cli
     monkeypatch.setattr(cli, "REPO_ROOT", tmp_path)
     assert_one_line_error(main(["bench", "--quick"]), capsys, contains="bench.py")
 

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 import functional_nn as fnn
-from functional_nn import _data, _runs
+from functional_nn.app import data as _data, runs as _runs
 from functional_nn import checkpoint as ckpt
-from functional_nn._settings import RESUMABLE, UsageError, flag_name
+from functional_nn.app.settings import RESUMABLE, UsageError, flag_name
 from pipelines import stages
 from pipelines.augment import random_shift
 
@@ -506,8 +506,8 @@ def predict_proba_batches(params, chunk, norm_stage) -> np.ndarray:
 
 
 def _draw_report(run_dir, *, test, params, norm_stage, classes, output) -> bool:
-    """Draw plots/ with functional_nn.report when the plot extra is installed; never fails the run."""
-    from functional_nn import report
+    """Draw plots/ with functional_nn.app.report when the plot extra is installed; never fails the run."""
+    from functional_nn.app import report
     if not report.have_plotting():
         output.warn(f"fnn train: no plots: {report.PLOT_EXTRA_HINT}")
         return False
