@@ -26,6 +26,7 @@ from functional_nn.optim import (
     AdamState,
     ChainState,
     ClipState,
+    FusedOptimizer,
     MomentumState,
     Optimizer,
     RmspropState,
@@ -57,7 +58,7 @@ from functional_nn.tree import (
 
 __all__ = [
     "ACTIVATIONS", "DERIVATIVES", "INITS",
-    "AdamState", "ChainState", "Checkpoint", "CheckpointError", "ClipState", "Dense", "MomentumState",
+    "AdamState", "ChainState", "Checkpoint", "CheckpointError", "ClipState", "Dense", "FusedOptimizer", "MomentumState",
     "Optimizer", "RmspropState", "SgdState", "TreeDef",
     "adam", "adamw", "apply_updates", "chain", "clip_by_global_norm", "constant", "dropout_masks", "evaluate",
     "exponential_decay", "forward", "global_norm", "grad", "identity", "identity_derivative", "init_dense",

@@ -21,7 +21,8 @@ import numpy as np
 from functional_nn.ops import ACTIVATIONS, DERIVATIVES, softmax
 from functional_nn.params import Dense
 
-__all__ = ["dropout_masks", "forward", "grad", "loss", "predict", "predict_proba", "value_and_grad"]
+__all__ = ["backprop", "cross_entropy", "dropout_masks", "forward", "grad", "loss", "predict", "predict_proba",
+           "value_and_grad", "with_leaves"]
 
 Params = tuple[Dense, ...]
 
@@ -155,6 +156,18 @@ def _cross_entropy(logits: np.ndarray, y: np.ndarray, *, with_delta: bool, scale
     return value, probs
 
 
+def cross_entropy(logits: np.ndarray, y) -> np.ndarray:
+    """Mean softmax cross-entropy of ``logits`` (batch, n_classes) against ``y``, computed in log space.
+
+    ``y``: int labels (batch,) in ``[0, n_classes)`` or one-hot / soft labels (batch, n_classes); anything else
+    raises ``ValueError``. Returns a scalar of the logits' dtype.
+
+    >>> round(float(cross_entropy(np.zeros((2, 4), np.float32), np.array([0, 3]))), 6)   # log(4)
+    1.386294
+    """
+    return _cross_entropy(logits, _targets(y, logits), with_delta=False)[0]
+
+
 def _l2_penalty(params: Params, l2: float):
     return 0.5 * l2 * sum(np.vdot(layer.w, layer.w) for layer in params)
 
@@ -184,21 +197,28 @@ def loss(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, masks
     _check_masks(params, masks)
     l2 = float(l2)
     logits = forward(params, x) if masks is None else _forward_saved(params, x, masks)[1][-1]
-    value, _ = _cross_entropy(logits, _targets(y, logits), with_delta=False)
+    value = cross_entropy(logits, y)
     if l2:
         value = value + _l2_penalty(params, l2)
     return value
 
 
-def _backprop(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, masks=None, scale: float = 1.0):
-    """One forward and one backward pass: ``(loss, grad_leaves, logits)``.
+def backprop(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, masks=None, scale: float = 1.0):
+    """One forward and one backward pass: ``(loss, grad_leaves, logits)``; what :func:`value_and_grad` is built on.
 
     ``grad_leaves`` are the gradients as a flat list in ``tree_leaves(params)`` order (``[w0, b0, w1, b1, ...]``):
-    plain writable arrays that this call has just allocated and nobody else has seen. The fast training step
-    (:func:`functional_nn.train.train_step`) hands them to a fused optimizer, which turns them into the new
-    parameters in place instead of allocating updates and sums; everyone else wraps them in ``Dense`` records.
-    With ``scale``, the gradients come out multiplied by it: folded into the (batch, n_classes) output delta
-    before the matrix products, so it costs nothing (rounding may differ from scaling afterwards).
+    plain writable arrays that this call has just allocated and nobody else has seen, so the caller owns them. The
+    training step (:func:`functional_nn.train.train_step`) hands them to a fused optimizer, which turns them into
+    the new parameters in place instead of allocating updates and sums; :func:`with_leaves` wraps them in ``Dense``
+    records. With ``scale``, the gradients come out multiplied by it: folded into the (batch, n_classes) output
+    delta before the matrix products, so it costs nothing (rounding may differ from scaling afterwards).
+    ``logits`` are those of the (dropped-out, with ``masks``) forward pass.
+
+    >>> from functional_nn.params import init_mlp
+    >>> params = init_mlp(np.random.default_rng(0), [3, 4, 2])
+    >>> value, leaves, logits = backprop(params, np.ones((5, 3), np.float32), np.array([0, 1, 1, 0, 1]))
+    >>> [g.shape for g in leaves], logits.shape
+    ([(3, 4), (4,), (4, 2), (2,)], (5, 2))
     """
     _check_masks(params, masks)
     l2 = float(l2)
@@ -225,14 +245,14 @@ def _backprop(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, 
     return value, leaves, logits
 
 
-def _value_grad_logits(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, masks=None):
-    """Loss, gradients (a tuple of Dense) and the logits of the (possibly dropped-out) forward pass."""
-    value, leaves, logits = _backprop(params, x, y, l2=l2, masks=masks)
-    return value, _rebuild(params, leaves), logits
+def with_leaves(like: Params, leaves: list) -> Params:
+    """A tuple of Dense shaped like ``like`` from leaves ``[w0, b0, w1, b1, ...]`` (``tree_unflatten``, unrolled).
 
-
-def _rebuild(like: Params, leaves: list) -> Params:
-    """A tuple of Dense shaped like ``like`` from its leaves ``[w0, b0, w1, b1, ...]`` (tree_unflatten, unrolled)."""
+    >>> params = (Dense(np.zeros((2, 3), np.float32), np.zeros(3, np.float32), "relu"),)
+    >>> new = with_leaves(params, [np.ones((2, 3), np.float32), np.ones(3, np.float32)])
+    >>> new[0].activation, new[0].w.tolist()[0]
+    ('relu', [1.0, 1.0, 1.0])
+    """
     return tuple(Dense(leaves[2 * i], leaves[2 * i + 1], layer.activation) for i, layer in enumerate(like))
 
 
@@ -255,8 +275,8 @@ def value_and_grad(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 
     >>> [g.w.shape for g in grads], grads[0].w.dtype.name
     ([(3, 5), (5, 2)], 'float32')
     """
-    value, grads, _ = _value_grad_logits(params, x, y, l2=l2, masks=masks)
-    return value, grads
+    value, leaves, _ = backprop(params, x, y, l2=l2, masks=masks)
+    return value, with_leaves(params, leaves)
 
 
 def grad(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, masks=None) -> Params:
@@ -267,7 +287,7 @@ def grad(params: Params, x: np.ndarray, y: np.ndarray, *, l2: float = 0.0, masks
     >>> g[0].b.tolist()
     [-0.5, 0.5]
     """
-    return _value_grad_logits(params, x, y, l2=l2, masks=masks)[1]
+    return value_and_grad(params, x, y, l2=l2, masks=masks)[1]
 
 
 def dropout_masks(

@@ -1,5 +1,9 @@
 """Optimizers as pure ``Optimizer(init, update)`` bundles (the optax ``GradientTransformation`` shape).
 
+``sgd``, ``momentum``, ``adam``, ``adamw`` and ``rmsprop`` return a :class:`FusedOptimizer`: the same pair, plus a
+fast path that :func:`~functional_nn.train.train_step` takes (their arithmetic is written once, as a
+:class:`~functional_nn.fused.LeafRule`); ``clip_by_global_norm`` and ``chain`` are plain ones.
+
 ``init(params) -> state`` and ``update(grads, state, params=None) -> (updates, new_state)``; the caller then
 does ``params = apply_updates(params, updates)``. States are frozen registered attrs records with a ``step``
 count (``np.int64``, as optax's ``count``) and their arrays shaped like ``params``; nothing is modified in place
@@ -16,6 +20,7 @@ from typing import Any, NamedTuple
 import attrs
 import numpy as np
 
+from functional_nn.fused import LeafRule
 from functional_nn.schedules import Schedule
 from functional_nn.tree import register_pytree, tree_leaves, tree_map
 
@@ -23,6 +28,7 @@ __all__ = [
     "AdamState",
     "ChainState",
     "ClipState",
+    "FusedOptimizer",
     "MomentumState",
     "Optimizer",
     "RmspropState",
@@ -102,6 +108,35 @@ class ChainState:
     states: tuple
 
 
+class FusedOptimizer(Optimizer):
+    """An :class:`Optimizer` whose step can also end inside the gradient buffers it is handed (the fast path).
+
+    It is still the plain pair ``(init, update)`` that :func:`chain`, :func:`apply_updates` and user code rely on
+    (optax extends ``GradientTransformation`` the same way); ``update`` is a :class:`~functional_nn.fused.LeafRule`,
+    the optimizer's arithmetic written once, and the type adds what :func:`~functional_nn.train.train_step` uses:
+
+    - ``grad_scale(state)``: the factor the caller multiplies the gradients by before handing them over (backprop
+      folds it into its small output delta, which is free): SGD asks for ``-lr``, Adam for ``1 - b1``; else 1.
+    - ``fused_step(grads, state, params, rebuild) -> (new_params, new_state)``: ``update`` + ``apply_updates``.
+
+    Buffer ownership: ``grads`` is a list of gradient leaves in ``tree_leaves(params)`` order that the caller has
+    just allocated, that nobody else has seen, and that the caller hands over and never reads again:
+    ``fused_step`` overwrites them and returns them as the new parameters. It never writes into ``params``,
+    ``state`` or any array it did not receive that way; the composed ``update`` writes into nothing passed in.
+    """
+
+    __slots__ = ()
+
+    def grad_scale(self, state: OptState) -> float:
+        """The factor ``fused_step`` expects the gradients to be multiplied by (1.0 when none)."""
+        scale = self.update.grad_scale
+        return 1.0 if scale is None else scale(state)
+
+    def fused_step(self, grads: list, state: OptState, params: Params, rebuild) -> tuple[Params, OptState]:
+        """``update`` then ``apply_updates``, ending in ``grads`` (see the class docstring for who owns what)."""
+        return self.update.fused_step(grads, state, params, rebuild)
+
+
 def _zeros_like(params: Params) -> Params:
     return tree_map(np.zeros_like, params)
 
@@ -111,45 +146,17 @@ def _rate(learning_rate: float | Schedule, step: np.int64) -> float:
     return float(learning_rate(step)) if callable(learning_rate) else float(learning_rate)
 
 
-# ----------------------------------------------------------------------------------------------- fused steps
-# ``make_train_step`` spends most of a step outside the matrix products: ``update`` allocates updates (and new
-# moments) with a ``tree_map`` per quantity, then ``apply_updates`` allocates the sums. When the caller has just
-# allocated the gradients itself (backprop did), the step can end in those arrays instead. Optimizers that support
-# this carry a ``_Fused`` record as an attribute of their ``update`` function (so ``Optimizer`` stays the plain
-# ``(init, update)`` pair). Its ``apply`` runs the per-leaf arithmetic of ``update`` + ``apply_updates``: for
-# momentum in the same order (bitwise the same result); SGD and Adam also fold a constant into backprop's output
-# delta (``grad_scale``), one pass fewer per parameter, same maths to rounding. tests/test_fast_step.py checks both
-# against references. Measured by scripts/bench.py: the step then costs its matrix products plus the unavoidable
-# elementwise passes (Adam: 11 passes over every parameter, about 0.15 s of a 784-256-128-10 MNIST epoch).
+def _descent(learning_rate: float | Schedule) -> Callable[[OptState], tuple[float]]:
+    """``state -> (-learning_rate at the state's step,)``: the coefficients of a rule that only needs the rate."""
+    return lambda state: (-_rate(learning_rate, state.step),)
 
 
-class _Fused(NamedTuple):
-    """``apply(grads, state, params, rebuild) -> (new_params, new_state)``: ``update`` then ``apply_updates``.
-
-    ``grads`` is a list of gradient leaves in ``tree_leaves(params)`` order that the caller has just allocated and
-    hands over: ``apply`` may write into them (they become the new parameters), never into ``params`` or ``state``.
-    ``rebuild(leaves)`` makes a tree shaped like ``params`` from such a list. When ``grad_scale`` is given, the
-    caller computes the gradients already multiplied by ``grad_scale(state)`` (backprop folds it into its small
-    output delta, which is free): SGD asks for ``-lr`` and is left with one addition per parameter.
-    """
-
-    apply: Callable[..., tuple[Params, OptState]]
-    grad_scale: Callable[[OptState], float] | None = None
+# Each optimizer below is a LeafRule: its arithmetic is one `leaf` function, run by the composed `update` on a copy of
+# the gradients and by the fused step on backprop's own fresh gradient arrays (functional_nn.fused). The in-place
+# operations are on `g` (the rule's to overwrite) or on arrays the leaf has just allocated.
 
 
-def _with_fused(update: Callable, apply: Callable, grad_scale: Callable | None = None) -> Callable:
-    update.fused = _Fused(apply, grad_scale)
-    return update
-
-
-def _add_params_(updates: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """``apply_updates`` for one leaf, into ``updates`` (an array the caller owns) when the dtypes agree."""
-    if updates.dtype != p.dtype:
-        return np.add(p, updates, dtype=p.dtype, casting="same_kind")
-    return np.add(p, updates, out=updates)
-
-
-def sgd(learning_rate: float | Schedule) -> Optimizer:
+def sgd(learning_rate: float | Schedule) -> FusedOptimizer:
     """Plain gradient descent: ``updates = -learning_rate * grads``.
 
     >>> opt = sgd(0.5)
@@ -157,26 +164,18 @@ def sgd(learning_rate: float | Schedule) -> Optimizer:
     >>> updates["w"].tolist(), int(state.step)
     ([-1.0], 1)
     """
+    coefficients = _descent(learning_rate)
 
-    def init(params: Params) -> SgdState:
-        return SgdState(step=np.int64(0))
+    def leaf(g, p, moments, coefs, *, scaled):
+        (factor,) = coefs
+        return (g if scaled else np.multiply(g, factor, out=g)), ()   # scaled: g is already -lr * gradient
 
-    def update(grads: Params, state: SgdState, params: Params = None) -> tuple[Params, SgdState]:
-        factor = -_rate(learning_rate, state.step)
-        return tree_map(lambda g: g * factor, grads), SgdState(step=state.step + 1)
-
-    def grad_scale(state: SgdState) -> float:
-        return -_rate(learning_rate, state.step)
-
-    def apply(grads: list, state: SgdState, params: Params, rebuild) -> tuple[Params, SgdState]:
-        # grads are already -lr * gradient (grad_scale): the update is one addition, into the gradient's array
-        new = [_add_params_(g, p) for g, p in zip(grads, tree_leaves(params), strict=True)]
-        return rebuild(new), SgdState(step=state.step + 1)
-
-    return Optimizer(init, _with_fused(update, apply, grad_scale))
+    rule = LeafRule(coefficients, leaf, next_state=lambda state, moments: SgdState(step=state.step + 1),
+                    grad_scale=lambda state: coefficients(state)[0], name="sgd")
+    return FusedOptimizer(lambda params: SgdState(step=np.int64(0)), rule)
 
 
-def momentum(learning_rate: float | Schedule, beta: float = 0.9, *, nesterov: bool = False) -> Optimizer:
+def momentum(learning_rate: float | Schedule, beta: float = 0.9, *, nesterov: bool = False) -> FusedOptimizer:
     """Heavy-ball momentum: ``v = beta * v + g``; ``updates = -lr * v`` (Nesterov: ``-lr * (g + beta * v)``).
 
     >>> opt = momentum(1.0, beta=0.5)
@@ -188,54 +187,20 @@ def momentum(learning_rate: float | Schedule, beta: float = 0.9, *, nesterov: bo
     """
     beta = float(beta)
 
-    def init(params: Params) -> MomentumState:
-        return MomentumState(step=np.int64(0), velocity=_zeros_like(params))
+    def leaf(g, p, moments, coefs, *, scaled):
+        (v,), (factor,) = moments, coefs
+        v = v * beta
+        v += g
+        if nesterov:
+            u = v * beta
+            u += g
+            return np.multiply(u, factor, out=g), (v,)
+        return np.multiply(v, factor, out=g), (v,)
 
-    def update(grads: Params, state: MomentumState, params: Params = None) -> tuple[Params, MomentumState]:
-        factor = -_rate(learning_rate, state.step)
-
-        def new_velocity(v: np.ndarray, g: np.ndarray) -> np.ndarray:
-            out = v * beta
-            out += g
-            return out
-
-        def step_of(v: np.ndarray, g: np.ndarray) -> np.ndarray:
-            if not nesterov:
-                return v * factor
-            out = v * beta
-            out += g
-            out *= factor
-            return out
-
-        velocity = tree_map(new_velocity, state.velocity, grads)
-        updates = tree_map(step_of, velocity, grads)
-        return updates, MomentumState(step=state.step + 1, velocity=velocity)
-
-    def apply(grads: list, state: MomentumState, params: Params, rebuild) -> tuple[Params, MomentumState]:
-        factor = -_rate(learning_rate, state.step)
-        new, velocity = [], []
-        for g, p, v in zip(grads, tree_leaves(params), tree_leaves(state.velocity), strict=True):
-            v = v * beta
-            v += g
-            if nesterov:  # step_of's arithmetic, ending in g's array once g is no longer needed
-                u = v * beta
-                u += g
-                u = np.multiply(u, factor, out=g)
-            else:
-                u = np.multiply(v, factor, out=g)
-            new.append(_add_params_(u, p))
-            velocity.append(v)
-        return rebuild(new), MomentumState(step=state.step + 1, velocity=rebuild(velocity))
-
-    return Optimizer(init, _with_fused(update, apply))
-
-
-def _adam_mu(m: np.ndarray, g: np.ndarray, b1: float) -> np.ndarray:
-    """New first moment ``b1 m + (1 - b1) g`` as ``m + (1 - b1) (g - m)``: three passes, one new array."""
-    out = g - m
-    out *= 1.0 - b1
-    out += m
-    return out
+    rule = LeafRule(_descent(learning_rate), leaf, lambda state: (state.velocity,),
+                    next_state=lambda state, m: MomentumState(step=state.step + 1, velocity=m[0]),
+                    name="nesterov" if nesterov else "momentum")
+    return FusedOptimizer(lambda params: MomentumState(step=np.int64(0), velocity=_zeros_like(params)), rule)
 
 
 def _ema_square(v: np.ndarray, g: np.ndarray, b2: float) -> np.ndarray:
@@ -250,12 +215,6 @@ def _ema_square(v: np.ndarray, g: np.ndarray, b2: float) -> np.ndarray:
     return out
 
 
-def _adam_moments(grads, state: AdamState, b1: float, b2: float):
-    """New ``mu`` and ``nu`` trees (see :func:`_adam_mu`, :func:`_ema_square`), no temporaries."""
-    return (tree_map(lambda m, g: _adam_mu(m, g, b1), state.mu, grads),
-            tree_map(lambda v, g: _ema_square(v, g, b2), state.nu, grads))
-
-
 def _adam_coefficients(t: int, b1: float, b2: float, eps: float, factor: float) -> tuple[float, float]:
     """``(step_size, eps_hat)`` of step ``t`` (1 for the first): direction = ``step_size * mu / (sqrt(nu) + eps_hat)``.
 
@@ -267,65 +226,7 @@ def _adam_coefficients(t: int, b1: float, b2: float, eps: float, factor: float) 
     return factor * sqrt_bc2 / (1.0 - b1**t), eps * sqrt_bc2
 
 
-def _adam_direction_leaf(m: np.ndarray, v: np.ndarray, step_size: float, eps_hat: float, *, out=None):
-    """``m / (sqrt(v) + eps_hat) * step_size``, computed in ``out`` (a scratch array to use; else a new one)."""
-    out = np.sqrt(v, out=out)
-    out += eps_hat
-    np.divide(m, out, out=out)
-    out *= step_size
-    return out
-
-
-def _adam_direction(mu, nu, t: int, b1: float, b2: float, eps: float, factor: float):
-    """``factor * mu_hat / (sqrt(nu_hat) + eps)`` for every leaf (see :func:`_adam_coefficients`)."""
-    step_size, eps_hat = _adam_coefficients(t, b1, b2, eps, factor)
-    return tree_map(lambda m, v: _adam_direction_leaf(m, v, step_size, eps_hat), mu, nu)
-
-
-def _adam_fused(learning_rate, b1: float, b2: float, eps: float, weight_decay: float | None) -> _Fused:
-    """The fused step of :func:`adam` (``weight_decay`` None) and :func:`adamw`: ``update`` then ``apply_updates``.
-
-    It asks for gradients pre-multiplied by ``1 - b1`` (``g1 = (1 - b1) g``, free in backprop), which saves a pass:
-    ``mu = b1 mu + g1`` (two passes, not three) and ``nu = b2 (nu + c g1**2)`` with ``c = (1 - b2) / (b2 (1 - b1)**2)``
-    (four passes, as before). Same numbers up to rounding. The direction is then computed in the gradient's array.
-    """
-    if not (0.0 < b2 and b1 < 1.0):  # the fold needs 1 - b1 > 0 and b2 > 0; otherwise no pre-multiplication
-        return _Fused(_adam_apply(learning_rate, b1, b2, eps, weight_decay, folded=False))
-    return _Fused(_adam_apply(learning_rate, b1, b2, eps, weight_decay, folded=True), lambda state: 1.0 - b1)
-
-
-def _adam_apply(learning_rate, b1: float, b2: float, eps: float, weight_decay: float | None, *, folded: bool):
-    c = (1.0 - b2) / (b2 * (1.0 - b1) ** 2) if folded else 0.0
-
-    def apply(grads: list, state: AdamState, params: Params, rebuild) -> tuple[Params, AdamState]:
-        factor = -_rate(learning_rate, state.step)
-        step_size, eps_hat = _adam_coefficients(int(state.step) + 1, b1, b2, eps, factor)
-        decay = factor * weight_decay if weight_decay else 0.0
-        new, mus, nus = [], [], []
-        leaves = zip(grads, tree_leaves(params), tree_leaves(state.mu), tree_leaves(state.nu), strict=True)
-        for g, p, m, v in leaves:
-            if folded:  # g is (1 - b1) * gradient
-                m = m * b1
-                m += g
-                v_new = np.square(g)
-                v_new *= c
-                v_new += v
-                v_new *= b2
-                v = v_new
-            else:
-                m, v = _adam_mu(m, g, b1), _ema_square(v, g, b2)
-            u = _adam_direction_leaf(m, v, step_size, eps_hat, out=g)  # g is no longer needed
-            if decay:
-                u += p * decay
-            new.append(_add_params_(u, p))
-            mus.append(m)
-            nus.append(v)
-        return rebuild(new), AdamState(step=state.step + 1, mu=rebuild(mus), nu=rebuild(nus))
-
-    return apply
-
-
-def adam(learning_rate: float | Schedule, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Optimizer:
+def adam(learning_rate: float | Schedule, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> FusedOptimizer:
     """Adam (Kingma & Ba): bias-corrected moments, ``updates = -lr * mu_hat / (sqrt(nu_hat) + eps)``.
 
     >>> opt = adam(0.1)
@@ -342,7 +243,7 @@ def adamw(
     b2: float = 0.999,
     eps: float = 1e-8,
     weight_decay: float = 1e-2,
-) -> Optimizer:
+) -> FusedOptimizer:
     """Adam with decoupled weight decay (Loshchilov & Hutter): ``updates = -lr * (adam_direction + wd * params)``.
 
     Decays every parameter leaf (biases too), as optax's default; ``update`` needs ``params``.
@@ -356,32 +257,56 @@ def adamw(
     return _adam(learning_rate, float(b1), float(b2), float(eps), float(weight_decay))
 
 
-def _adam(learning_rate, b1: float, b2: float, eps: float, weight_decay: float | None) -> Optimizer:
-    """:func:`adam` (``weight_decay`` None) and :func:`adamw`: one ``init``, one ``update``, one fused step."""
+def _adam(learning_rate, b1: float, b2: float, eps: float, weight_decay: float | None) -> FusedOptimizer:
+    """:func:`adam` (``weight_decay`` None) and :func:`adamw`: one rule.
 
-    def init(params: Params) -> AdamState:
-        return AdamState(step=np.int64(0), mu=_zeros_like(params), nu=_zeros_like(params))
+    The fused step asks for gradients pre-multiplied by ``1 - b1`` (``g1 = (1 - b1) g``, free in backprop), which
+    saves a pass: ``mu = b1 mu + g1`` (two passes, not three) and ``nu = b2 (nu + c g1**2)`` with
+    ``c = (1 - b2) / (b2 (1 - b1)**2)`` (four passes, as before); the composed update, given raw gradients, computes
+    ``mu = mu + (1 - b1) (g - mu)`` and ``nu`` by :func:`_ema_square`. Same numbers up to rounding. The fold needs
+    ``1 - b1 > 0`` and ``b2 > 0``; otherwise the fused step takes raw gradients too. The direction is then
+    computed in the gradient's array.
+    """
+    folds = 0.0 < b2 and b1 < 1.0
+    c = (1.0 - b2) / (b2 * (1.0 - b1) ** 2) if folds else 0.0
 
-    def update(grads: Params, state: AdamState, params: Params = None) -> tuple[Params, AdamState]:
-        if weight_decay is not None and params is None:
-            raise ValueError("adamw: update(grads, state, params) needs params for the weight decay")
+    def coefficients(state: AdamState) -> tuple[float, float, float]:
         factor = -_rate(learning_rate, state.step)
-        mu, nu = _adam_moments(grads, state, b1, b2)
-        updates = _adam_direction(mu, nu, int(state.step) + 1, b1, b2, eps, factor)
-        if weight_decay is not None:
-            decay = factor * weight_decay
+        step_size, eps_hat = _adam_coefficients(int(state.step) + 1, b1, b2, eps, factor)
+        return step_size, eps_hat, factor * weight_decay if weight_decay else 0.0
 
-            def add_decay(d: np.ndarray, p: np.ndarray) -> np.ndarray:
-                return d + p * decay if decay else d
+    def leaf(g, p, moments, coefs, *, scaled):
+        (m, v), (step_size, eps_hat, decay) = moments, coefs
+        if scaled:  # g is (1 - b1) * gradient
+            m = m * b1
+            m += g
+            v_new = np.square(g)
+            v_new *= c
+            v_new += v
+            v_new *= b2
+            v = v_new
+        else:
+            m_new = g - m
+            m_new *= 1.0 - b1
+            m_new += m
+            m, v = m_new, _ema_square(v, g, b2)
+        u = np.sqrt(v, out=g)  # g is no longer needed: the direction m / (sqrt(v) + eps_hat) * step_size goes there
+        u += eps_hat
+        np.divide(m, u, out=u)
+        u *= step_size
+        if decay:
+            u += p * decay
+        return u, (m, v)
 
-            updates = tree_map(add_decay, updates, params)
-        return updates, AdamState(step=state.step + 1, mu=mu, nu=nu)
+    rule = LeafRule(coefficients, leaf, lambda state: (state.mu, state.nu),
+                    next_state=lambda state, m: AdamState(step=state.step + 1, mu=m[0], nu=m[1]),
+                    grad_scale=(lambda state: 1.0 - b1) if folds else None,
+                    needs_params=weight_decay is not None, name="adam" if weight_decay is None else "adamw")
+    return FusedOptimizer(lambda params: AdamState(step=np.int64(0), mu=_zeros_like(params), nu=_zeros_like(params)),
+                          rule)
 
-    update.fused = _adam_fused(learning_rate, b1, b2, eps, weight_decay)
-    return Optimizer(init, update)
 
-
-def rmsprop(learning_rate: float | Schedule, decay: float = 0.9, eps: float = 1e-8) -> Optimizer:
+def rmsprop(learning_rate: float | Schedule, decay: float = 0.9, eps: float = 1e-8) -> FusedOptimizer:
     """RMSprop: ``nu = decay nu + (1 - decay) g**2``; ``updates = -lr * g / (sqrt(nu) + eps)``.
 
     >>> opt = rmsprop(0.1, decay=0.75)
@@ -391,23 +316,18 @@ def rmsprop(learning_rate: float | Schedule, decay: float = 0.9, eps: float = 1e
     """
     decay, eps = float(decay), float(eps)
 
-    def init(params: Params) -> RmspropState:
-        return RmspropState(step=np.int64(0), nu=_zeros_like(params))
+    def leaf(g, p, moments, coefs, *, scaled):
+        (v,), (factor,) = moments, coefs
+        nu = _ema_square(v, g, decay)
+        denom = np.sqrt(nu)
+        denom += eps
+        u = np.multiply(g, factor, out=g)
+        u /= denom
+        return u, (nu,)
 
-    def update(grads: Params, state: RmspropState, params: Params = None) -> tuple[Params, RmspropState]:
-        factor = -_rate(learning_rate, state.step)
-
-        def step_of(g: np.ndarray, v: np.ndarray) -> np.ndarray:
-            denom = np.sqrt(v)
-            denom += eps
-            out = g * factor
-            out /= denom
-            return out
-
-        nu = tree_map(lambda v, g: _ema_square(v, g, decay), state.nu, grads)
-        return tree_map(step_of, grads, nu), RmspropState(step=state.step + 1, nu=nu)
-
-    return Optimizer(init, update)
+    rule = LeafRule(_descent(learning_rate), leaf, lambda state: (state.nu,),
+                    next_state=lambda state, m: RmspropState(step=state.step + 1, nu=m[0]), name="rmsprop")
+    return FusedOptimizer(lambda params: RmspropState(step=np.int64(0), nu=_zeros_like(params)), rule)
 
 
 def global_norm(tree: Params) -> float:

@@ -1,7 +1,9 @@
-"""Training step by composition (gradient, optimizer update, apply) and evaluation over batches.
+"""The training step (gradient, optimizer update, apply) and evaluation over batches.
 
-Optimizers that carry a fused step (``optimizer.update.fused``: sgd, momentum, adam, adamw) skip the separate
-``update`` + ``apply_updates`` passes; the result is the same (see :class:`functional_nn.optim._Fused`).
+A :class:`~functional_nn.optim.FusedOptimizer` (sgd, momentum, adam, adamw, rmsprop) ends the step inside backprop's
+fresh gradient arrays instead of separate ``update`` + ``apply_updates`` passes: the same arithmetic (one
+``LeafRule``), the same result (bitwise, or to rounding where a constant is folded into backprop: see
+:mod:`functional_nn.fused`). Any other optimizer (``chain``, your own) takes the composed path.
 """
 
 from __future__ import annotations
@@ -12,17 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from functional_nn.model import (
-    _backprop,
-    _cross_entropy,
-    _rebuild,
-    _targets,
-    _value_grad_logits,
-    dropout_masks,
-    forward,
-)
-from functional_nn.optim import Optimizer, apply_updates
-from functional_nn.params import Dense
+from functional_nn.model import backprop, cross_entropy, dropout_masks, forward, with_leaves
+from functional_nn.optim import FusedOptimizer, Optimizer, apply_updates
 
 __all__ = ["evaluate", "make_train_step", "train_step"]
 
@@ -72,17 +65,16 @@ def train_step(
         if rng is None:
             raise ValueError("train_step: dropout > 0 needs an rng")
         masks = dropout_masks(rng, params, len(x), rate=dropout, dtype=params[0].w.dtype)
-    fused = getattr(optimizer.update, "fused", None)
-    if fused is not None and type(params) is tuple and all(type(layer) is Dense for layer in params):
-        # Fast path, same maths (bitwise or to rounding: see optim._Fused and tests/test_fast_step.py): backprop's
-        # gradient arrays are ours (just allocated), so the optimizer ends the step in them, instead of allocating
-        # updates, then sums, with a tree_map each. Nothing passed in is written.
-        scale = 1.0 if fused.grad_scale is None else fused.grad_scale(opt_state)
-        value, grad_leaves, logits = _backprop(params, x, y, l2=l2, masks=masks, scale=scale)
-        params, opt_state = fused.apply(grad_leaves, opt_state, params, partial(_rebuild, params))
+    if isinstance(optimizer, FusedOptimizer):
+        # Fast path: backprop's gradient arrays are ours (just allocated), so we hand them over and the optimizer
+        # ends the step in them (see FusedOptimizer) instead of allocating updates, then sums. Nothing passed in
+        # is written.
+        scale = optimizer.grad_scale(opt_state)
+        value, grad_leaves, logits = backprop(params, x, y, l2=l2, masks=masks, scale=scale)
+        params, opt_state = optimizer.fused_step(grad_leaves, opt_state, params, partial(with_leaves, params))
     else:
-        value, grads, logits = _value_grad_logits(params, x, y, l2=l2, masks=masks)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
+        value, grad_leaves, logits = backprop(params, x, y, l2=l2, masks=masks)
+        updates, opt_state = optimizer.update(with_leaves(params, grad_leaves), opt_state, params)
         params = apply_updates(params, updates)
     metrics = {"loss": float(value), "accuracy": _accuracy(logits, np.asarray(y))}
     return params, opt_state, metrics
@@ -145,8 +137,8 @@ def evaluate(params: Params, batches: Iterable[Any], *, n_classes: int) -> dict[
         logits = forward(params, x)
         if logits.shape[1] != n_classes:
             raise ValueError(f"evaluate: the model has {logits.shape[1]} outputs, n_classes is {n_classes}")
-        y = _targets(y, logits)
-        value, _ = _cross_entropy(logits, y, with_delta=False)
+        value = cross_entropy(logits, y)     # validates y against the logits
+        y = np.asarray(y)
         total_loss += float(value) * len(y)
         n += len(y)
         pairs = _labels(y) * n_classes + np.argmax(logits, axis=1)
