@@ -5,7 +5,31 @@ randomness is an explicit ``numpy.random.Generator`` argument. Everything here i
 """
 
 from functional_nn.checkpoint import Checkpoint, CheckpointError, load, save
-from functional_nn.model import dropout_masks, forward, grad, loss, predict, predict_proba, value_and_grad
+from functional_nn.loop import (
+    Best,
+    Diverged,
+    EpochMetrics,
+    TrainState,
+    early_stopping,
+    fit,
+    initial_state,
+    patience_exhausted,
+    take_epochs,
+    track_best,
+    with_validation,
+)
+from functional_nn.model import (
+    backprop,
+    cross_entropy,
+    dropout_masks,
+    forward,
+    grad,
+    loss,
+    predict,
+    predict_proba,
+    value_and_grad,
+    with_leaves,
+)
 from functional_nn.ops import (
     ACTIVATIONS,
     DERIVATIVES,
@@ -43,7 +67,7 @@ from functional_nn.optim import (
 )
 from functional_nn.params import INITS, Dense, init_dense, init_mlp, readonly
 from functional_nn.schedules import constant, exponential_decay, step_decay, warmup_cosine
-from functional_nn.train import evaluate, make_train_step, train_step
+from functional_nn.train import batch_xy, evaluate, make_train_step, train_step
 from functional_nn.tree import (
     TreeDef,
     pytree_class,
@@ -58,13 +82,16 @@ from functional_nn.tree import (
 
 __all__ = [
     "ACTIVATIONS", "DERIVATIVES", "INITS",
-    "AdamState", "ChainState", "Checkpoint", "CheckpointError", "ClipState", "Dense", "FusedOptimizer", "MomentumState",
-    "Optimizer", "RmspropState", "SgdState", "TreeDef",
-    "adam", "adamw", "apply_updates", "chain", "clip_by_global_norm", "constant", "dropout_masks", "evaluate",
-    "exponential_decay", "forward", "global_norm", "grad", "identity", "identity_derivative", "init_dense",
-    "init_mlp", "leaky_relu", "leaky_relu_derivative", "load", "log_softmax", "loss", "make_train_step",
-    "momentum", "predict", "predict_proba", "pytree_class", "pytree_name", "readonly", "register_pytree", "relu",
-    "relu_derivative", "rmsprop", "save", "sgd", "sigmoid", "sigmoid_derivative", "softmax", "step_decay",
-    "tanh", "tanh_derivative", "train_step", "tree_allclose", "tree_flatten", "tree_leaves", "tree_map",
-    "tree_unflatten", "value_and_grad", "warmup_cosine",
+    "AdamState", "Best", "ChainState", "Checkpoint", "CheckpointError", "ClipState", "Dense", "Diverged",
+    "EpochMetrics", "FusedOptimizer", "MomentumState", "Optimizer", "RmspropState", "SgdState", "TrainState",
+    "TreeDef",
+    "adam", "adamw", "apply_updates", "backprop", "batch_xy", "chain", "clip_by_global_norm", "constant",
+    "cross_entropy", "dropout_masks", "early_stopping", "evaluate", "exponential_decay", "fit", "forward",
+    "global_norm", "grad", "identity", "identity_derivative", "init_dense", "init_mlp", "initial_state",
+    "leaky_relu", "leaky_relu_derivative", "load", "log_softmax", "loss", "make_train_step", "momentum",
+    "patience_exhausted", "predict", "predict_proba", "pytree_class", "pytree_name", "readonly", "register_pytree",
+    "relu", "relu_derivative", "rmsprop", "save", "sgd", "sigmoid", "sigmoid_derivative", "softmax", "step_decay",
+    "take_epochs", "tanh", "tanh_derivative", "track_best", "train_step", "tree_allclose", "tree_flatten",
+    "tree_leaves", "tree_map", "tree_unflatten", "value_and_grad", "warmup_cosine", "with_leaves",
+    "with_validation",
 ]

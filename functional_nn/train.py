@@ -17,7 +17,7 @@ import numpy as np
 from functional_nn.model import backprop, cross_entropy, dropout_masks, forward, with_leaves
 from functional_nn.optim import FusedOptimizer, Optimizer, apply_updates
 
-__all__ = ["evaluate", "make_train_step", "train_step"]
+__all__ = ["batch_xy", "evaluate", "make_train_step", "train_step"]
 
 Params = Any
 Step = Callable[..., tuple[Params, Any, dict]]
@@ -98,7 +98,12 @@ def make_train_step(optimizer: Optimizer, *, l2: float = 0.0, dropout: float = 0
     return partial(train_step, optimizer=optimizer, l2=float(l2), dropout=float(dropout))
 
 
-def _pair(batch: Any) -> tuple[np.ndarray, np.ndarray]:
+def batch_xy(batch: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` of a batch given as a pair or as an object with ``.x`` and ``.y`` (a ``pipelines.Chunk``).
+
+    >>> batch_xy((np.zeros((1, 2)), np.array([1])))[1].tolist()
+    [1]
+    """
     if hasattr(batch, "x") and hasattr(batch, "y"):
         return batch.x, batch.y
     x, y = batch
@@ -131,7 +136,7 @@ def evaluate(params: Params, batches: Iterable[Any], *, n_classes: int) -> dict[
     total_loss, n = 0.0, 0
     confusion = np.zeros((n_classes, n_classes), np.int64)
     for batch in batches:
-        x, y = _pair(batch)
+        x, y = batch_xy(batch)
         if len(x) == 0:
             continue
         logits = forward(params, x)

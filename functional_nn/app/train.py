@@ -1,7 +1,9 @@
-"""``fnn train``: the training loop at the application edge.
+"""``fnn train``: the core's training loop, with the run folder, signals, clock and output around it.
 
-Composes ``init_mlp``, the pipeline stages, ``make_train_step``, ``evaluate`` and ``checkpoint``. All
-randomness derives from the seed: ``init_mlp(default_rng(seed))``, epoch ``e`` (from 1) shuffles with
+The epochs are the core's public fold and stream functions (``fit``, ``with_validation``, ``track_best``,
+``early_stopping``, ``take_epochs``) composed with ``toolz.pipe``; this module adds what is the application's:
+timing, checkpoints, history, the epoch lines, the progress bar and the signal handling. All randomness derives
+from the seed: ``init_mlp(default_rng(seed))``, epoch ``e`` (from 1) shuffles with
 ``default_rng([seed, e])``, augments with ``default_rng([seed, e, 2])``, and batch ``i`` of epoch ``e``
 draws its dropout masks from ``default_rng([seed, e, i, 1])``. So a run resumed from any batch
 replays exactly: ``last.npz`` records the epoch, the batch within it, the optimizer state and the
@@ -24,6 +26,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import toolz
 
 import functional_nn as fnn
 from functional_nn.app import data as _data, runs as _runs
@@ -130,21 +133,24 @@ def make_optimizer(settings: Mapping, schedule):
     return opt
 
 
-def epoch_stream(train, settings: Mapping, norm_stage, *, epoch: int, start_batch: int):
-    """Normalized training batches of epoch ``epoch`` (from 1), from batch ``start_batch`` on."""
+def epoch_stream(train, settings: Mapping, norm_stage, *, epoch: int):
+    """Normalized training batches of epoch ``epoch`` (from 1), shuffled (and shifted) as its seed says."""
     seed, bs = settings["seed"], settings["batch_size"]
     stream = stages.from_arrays(train.x, train.y)
     stream = stages.shuffle(stream, np.random.default_rng([seed, epoch]), buffer_rows=max(65536, len(train.y)))
     if settings["augment_shift"]:
         stream = random_shift(stream, np.random.default_rng([seed, epoch, 2]),
                               max_shift=settings["augment_shift"], image_shape=IMAGE_SHAPE)
-    if start_batch:
-        stream = stages.skip(stream, start_batch * bs)
     return norm_stage(stages.batch(stream, batch_size=bs))
 
 
-def _finite_tree(params) -> bool:
-    return all(bool(np.isfinite(leaf).all()) for leaf in fnn.tree_leaves(params))
+def dropout_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The generator of the dropout masks of batch ``index`` (from 0) of ``epoch`` (from 1).
+
+    >>> float(dropout_rng(0, 1, 0).random()) == float(np.random.default_rng([0, 1, 0, 1]).random())
+    True
+    """
+    return np.random.default_rng([seed, epoch, index, 1])
 
 
 def _fmt_lr(lr: float) -> str:
@@ -262,14 +268,15 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
             _runs.write_json(run_dir / "config.json", settings)
             params = fnn.init_mlp(np.random.default_rng(settings["seed"]), sizes,
                                   activation=settings["activation"], init=settings["init"], dtype=dtype)
-            opt_state = optimizer.init(params)
-            progress = {"epoch": 0, "batch": 0, "step": 0, "partial": None, "best_value": None,
-                        "best_epoch": 0, "bad_epochs": 0, "finished": False, "stopped_early": False}
+            start, seconds = fnn.initial_state(params, optimizer.init(params)), 0.0
             history: list[dict] = []
             _runs.atomic_write_text(run_dir / "history.csv", _runs.history_text(history))
-            ckpt.save(run_dir / "last.npz", params, {**base_meta, "progress": progress}, opt_state=opt_state)
+            ckpt.save(run_dir / "last.npz", params, {**base_meta, "progress": progress_meta(start)},
+                      opt_state=start.opt_state)
         else:
-            params, opt_state, progress = state["params"], state["opt_state"], state["meta"]["progress"]
+            progress = state["meta"]["progress"]
+            best_params = ckpt.load(run_dir / "best.npz").params if progress["best_value"] is not None else None
+            start, seconds = state_from_progress(progress, state["params"], state["opt_state"], best_params)
             history = [r for r in _runs.read_history(run_dir / "history.csv") if r["epoch"] <= progress["epoch"]]
             for name in ("metrics.json", "model.npz"):
                 (run_dir / name).unlink(missing_ok=True)
@@ -290,10 +297,10 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
                            plots=plots, output=output)
         try:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # NaN / inf are checked
-                status = _loop(params, opt_state, progress, history, train=train, val=val, settings=settings,
-                               norm_stage=norm_stage, train_step=train_step, schedule=schedule,
-                               steps_per_epoch=steps_per_epoch, run_dir=run_dir, base_meta=base_meta,
-                               signals=signals, output=output)
+                status = _epochs(start, seconds, history, train=train, val=val, settings=settings,
+                                 norm_stage=norm_stage, train_step=train_step, schedule=schedule,
+                                 steps_per_epoch=steps_per_epoch, run_dir=run_dir, base_meta=base_meta,
+                                 signals=signals, output=output)
         except Diverged as e:
             last = ckpt.load(run_dir / "last.npz")          # the last good weights, marked: resuming is pointless
             ckpt.save(run_dir / "last.npz", last.params, {**last.meta, "diverged": str(e)}, opt_state=last.opt_state)
@@ -363,93 +370,128 @@ def _resume_state(run_dir: Path, given: Mapping):
     return settings, {"params": last.params, "opt_state": last.opt_state, "meta": last.meta}
 
 
-def _loop(params, opt_state, progress, history, *, train, val, settings, norm_stage, train_step, schedule,
-          steps_per_epoch, run_dir, base_meta, signals, output):
-    """Epochs from the saved position to the end. Returns an exit status when interrupted, else None."""
-    seed, epochs, dropout = settings["seed"], settings["epochs"], settings["dropout"]
+def _epochs(state: fnn.TrainState, seconds: float, history: list[dict], *, train, val, settings, norm_stage,
+            train_step, schedule, steps_per_epoch, run_dir, base_meta, signals, output) -> int | None:
+    """Train from ``state`` to the end; returns an exit status when interrupted, else None.
+
+    ``seconds``: time already spent in the epoch ``state`` stopped in the middle of (0 at an epoch's end).
+    """
+    seed, epochs = settings["seed"], settings["epochs"]
     monitor = "val_loss" if val is not None else "loss"
-    step = progress["step"]
-    for epoch in range(progress["epoch"] + 1, epochs + 1):
-        start_batch = progress["batch"] if epoch == progress["epoch"] + 1 else 0
-        sums = progress["partial"] if start_batch else None
-        loss_sum, correct, rows, seconds = (sums["loss_sum"], sums["correct"], sums["rows"], sums["seconds"]) \
-            if sums else (0.0, 0, 0, 0.0)
-        t0 = time.perf_counter()
-        bar = output.progress_bar(steps_per_epoch, start_batch, f"Epoch {epoch}/{epochs}")
-        index = start_batch
-        try:
-            for b in epoch_stream(train, settings, norm_stage, epoch=epoch, start_batch=start_batch):
-                rng = np.random.default_rng([seed, epoch, index, 1]) if dropout > 0 else None
-                new_params, new_state, m = train_step(params, opt_state, b.x, b.y, rng)
-                if not math.isfinite(m["loss"]):
-                    raise Diverged(_diverged_message(m["loss"], epoch, index + 1, run_dir, progress, settings))
-                params, opt_state = new_params, new_state
-                n = len(b.y)
-                loss_sum += m["loss"] * n
-                correct += int(round(m["accuracy"] * n))
-                rows += n
-                index += 1
-                step += 1
-                if bar is not None:
-                    bar.update(1)
-                    if index % 20 == 0:
-                        bar.set_postfix(loss=f"{loss_sum / rows:.4f}", refresh=False)
-                if signals.received is not None and index < steps_per_epoch:
-                    partial_sums = {"loss_sum": loss_sum, "correct": correct, "rows": rows,
-                                    "seconds": seconds + time.perf_counter() - t0}
-                    progress = {**progress, "epoch": epoch - 1, "batch": index, "step": step,
-                                "partial": partial_sums}
-                    return _interrupted(params, opt_state, progress, run_dir, base_meta, signals, output,
-                                        epoch=epoch, batch=index, steps_per_epoch=steps_per_epoch)
-        finally:
-            if bar is not None:
-                bar.close()
-        if not _finite_tree(params):
-            raise Diverged(_diverged_message(float("nan"), epoch, index, run_dir, progress, settings))
-        if val is not None:
-            v = fnn.evaluate(params, _data.eval_batches(val, norm_stage), n_classes=_data.N_CLASSES)
-            val_loss, val_acc = float(v["loss"]), float(v["accuracy"])
-        else:
-            val_loss = val_acc = None
-        seconds += time.perf_counter() - t0
-        row = {"epoch": epoch, "loss": loss_sum / rows, "accuracy": correct / rows, "val_loss": val_loss,
-               "val_accuracy": val_acc, "lr": float(schedule(step - 1)), "seconds": round(seconds, 3)}
-        history.append(row)
-        value = row[monitor]
-        improved = progress["best_value"] is None or value < progress["best_value"]
-        progress = {**progress, "epoch": epoch, "batch": 0, "step": step, "partial": None,
-                    "best_value": value if improved else progress["best_value"],
-                    "best_epoch": epoch if improved else progress["best_epoch"],
-                    "bad_epochs": 0 if improved else progress["bad_epochs"] + 1}
-        stop_early = settings["early_stopping"] and progress["bad_epochs"] >= settings["patience"]
-        progress["finished"] = epoch == epochs or stop_early
-        progress["stopped_early"] = bool(stop_early)
-        _runs.atomic_write_text(run_dir / "history.csv", _runs.history_text(history))
-        meta = {**base_meta, "progress": progress}
-        if improved:
-            ckpt.save(run_dir / "best.npz", params, {**meta, "epoch": epoch})
-        ckpt.save(run_dir / "last.npz", params, meta, opt_state=opt_state)
-        output.event("epoch", epoch_line(row, epochs), row)
-        if stop_early:
-            output.note(f"fnn train: early stopping: {monitor} has not improved for {settings['patience']} "
-                        f"epochs; keeping the weights of epoch {progress['best_epoch']}")
-            break
-        if signals.received is not None and epoch < epochs:
-            return _interrupted(params, opt_state, progress, run_dir, base_meta, signals, output,
-                                epoch=epoch + 1, batch=0, steps_per_epoch=steps_per_epoch)
+    patience = settings["patience"] if settings["early_stopping"] else None
+    batches = partial(_epoch_batches, train=train, settings=settings, norm_stage=norm_stage, output=output,
+                      steps_per_epoch=steps_per_epoch)
+    stages_ = [
+        partial(fnn.with_validation, batches=partial(_data.eval_batches, val, norm_stage), n_classes=_data.N_CLASSES)
+        if val is not None else toolz.identity,
+        partial(fnn.track_best, monitor=monitor),
+        partial(fnn.early_stopping, patience=patience) if patience else toolz.identity,
+        partial(fnn.take_epochs, epochs),
+        _timed,
+    ]
+    states = toolz.pipe(
+        fnn.fit(train_step, state, batches,
+                batch_rng=partial(dropout_rng, seed) if settings["dropout"] > 0 else None,
+                stop=lambda epoch, done: signals.received is not None and done < steps_per_epoch),
+        *stages_)
+    try:
+        for state, elapsed in states:
+            seconds += elapsed
+            if state.batch:                                  # a signal stopped the epoch after this batch
+                return _interrupted(state, seconds, run_dir, base_meta, signals, output,
+                                    steps_per_epoch=steps_per_epoch)
+            seconds = _epoch_done(state, seconds, history, settings=settings, schedule=schedule, run_dir=run_dir,
+                                  base_meta=base_meta, monitor=monitor, patience=patience, output=output)
+            if patience and fnn.patience_exhausted(state, patience):
+                output.note(f"fnn train: early stopping: {monitor} has not improved for {patience} epochs; "
+                            f"keeping the weights of epoch {int(state.best.epoch)}")
+                return None
+            if signals.received is not None and state.epoch < epochs:
+                return _interrupted(state, 0.0, run_dir, base_meta, signals, output, steps_per_epoch=steps_per_epoch)
+    except fnn.Diverged as e:
+        after = f"after epoch {int(e.state.epoch)}" if e.state.epoch else "the initial weights"
+        raise Diverged(f"{e}; training stopped. The last good checkpoint is {run_dir / 'last.npz'} ({after}). "
+                       f"Try a lower --lr (it was {settings['lr']:g})") from None
     return None
 
 
-def _diverged_message(loss, epoch, batch, run_dir, progress, settings) -> str:
-    after = f"after epoch {progress['epoch']}" if progress["epoch"] else "the initial weights"
-    return (f"the loss became {loss} at epoch {epoch}, batch {batch}; training stopped. The last good "
-            f"checkpoint is {run_dir / 'last.npz'} ({after}). Try a lower --lr (it was {settings['lr']:g})")
+def _epoch_done(state: fnn.TrainState, seconds: float, history: list[dict], *, settings, schedule, run_dir,
+                base_meta, monitor, patience, output) -> float:
+    """History row, checkpoints (best.npz when it improved, last.npz) and the epoch line; returns 0 seconds."""
+    epoch, m = int(state.epoch), state.metrics
+    row = {"epoch": epoch, "loss": m.loss, "accuracy": m.accuracy, "val_loss": m.value("val_loss"),
+           "val_accuracy": m.value("val_accuracy"), "lr": float(schedule(int(state.step) - 1)),
+           "seconds": round(seconds, 3)}
+    history.append(row)
+    stopped_early = bool(patience) and fnn.patience_exhausted(state, patience)
+    meta = {**base_meta, "progress": progress_meta(state, finished=epoch == settings["epochs"] or stopped_early,
+                                                   stopped_early=stopped_early)}
+    _runs.atomic_write_text(run_dir / "history.csv", _runs.history_text(history))
+    if int(state.best.epoch) == epoch:
+        ckpt.save(run_dir / "best.npz", state.params, {**meta, "epoch": epoch})
+    ckpt.save(run_dir / "last.npz", state.params, meta, opt_state=state.opt_state)
+    output.event("epoch", epoch_line(row, settings["epochs"]), row)
+    return 0.0
 
 
-def _interrupted(params, opt_state, progress, run_dir, base_meta, signals, output, *, epoch, batch,
+def _timed(states):
+    """``(state, seconds)``: each record with the wall time spent computing it (in the stages before this one)."""
+    states = iter(states)
+    while True:
+        t0 = time.perf_counter()
+        try:
+            state = next(states)
+        except StopIteration:
+            return
+        yield state, time.perf_counter() - t0
+
+
+def _epoch_batches(epoch: int, *, train, settings, norm_stage, output, steps_per_epoch):
+    """The epoch's batches, counted on a progress bar (on a terminal)."""
+    bar = output.progress_bar(steps_per_epoch, 0, f"Epoch {epoch}/{settings['epochs']}")
+    if bar is None:
+        yield from epoch_stream(train, settings, norm_stage, epoch=epoch)
+        return
+    try:
+        for b in epoch_stream(train, settings, norm_stage, epoch=epoch):
+            yield b
+            bar.update(1)
+    finally:
+        bar.close()
+
+
+def progress_meta(state: fnn.TrainState, *, seconds: float = 0.0, finished: bool = False,
+                  stopped_early: bool = False) -> dict:
+    """The JSON record of a training state that last.npz keeps (its arrays are saved beside it)."""
+    best, m = state.best, state.metrics
+    partial_sums = ({"loss_sum": float(m.loss_sum), "correct": int(m.correct), "rows": int(m.rows),
+                     "seconds": seconds} if state.batch else None)
+    return {"epoch": int(state.epoch), "batch": int(state.batch), "step": int(state.step), "partial": partial_sums,
+            "best_value": None if best is None else float(best.value),
+            "best_epoch": 0 if best is None else int(best.epoch),
+            "bad_epochs": 0 if best is None else int(best.bad_epochs),
+            "finished": finished, "stopped_early": stopped_early}
+
+
+def state_from_progress(progress: Mapping, params, opt_state, best_params=None) -> tuple[fnn.TrainState, float]:
+    """``(state, seconds)`` to resume from: the inverse of :func:`progress_meta` (best params from best.npz)."""
+    sums = progress["partial"] if progress["batch"] else None
+    metrics = fnn.EpochMetrics(loss_sum=sums["loss_sum"], correct=sums["correct"], rows=sums["rows"]) if sums else None
+    best = None
+    if progress["best_value"] is not None:
+        best = fnn.Best(value=progress["best_value"], epoch=progress["best_epoch"],
+                        bad_epochs=progress["bad_epochs"], params=best_params)
+    state = fnn.TrainState(params=params, opt_state=opt_state, epoch=progress["epoch"], step=progress["step"],
+                           batch=progress["batch"], metrics=metrics, best=best)
+    return state, (float(sums["seconds"]) if sums else 0.0)
+
+
+def _interrupted(state: fnn.TrainState, seconds: float, run_dir, base_meta, signals, output, *,
                  steps_per_epoch) -> int:
-    ckpt.save(run_dir / "last.npz", params, {**base_meta, "progress": progress}, opt_state=opt_state)
+    ckpt.save(run_dir / "last.npz", state.params, {**base_meta, "progress": progress_meta(state, seconds=seconds)},
+              opt_state=state.opt_state)
     name = signal.Signals(signals.received).name
+    epoch, batch = int(state.epoch) + 1, int(state.batch)
     where = f"epoch {epoch}, batch {batch}/{steps_per_epoch}" if batch else f"the start of epoch {epoch}"
     output.event("interrupted", None, {"signal": name, "epoch": epoch, "batch": batch,
                                        "checkpoint": str(run_dir / "last.npz"),

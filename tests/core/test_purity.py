@@ -49,6 +49,11 @@ def calls(a, tmp_path):
         call("grad", p, x, labels, l2=0.1, masks=a["masks"])
         call("value_and_grad", p, x, labels, masks=a["masks"])
     call("dropout_masks", rng, p, 7, rate=0.5)
+    for labels in (y, a["soft"]):
+        _, leaves, _ = call("backprop", p, x, labels, l2=0.1, masks=a["masks"], scale=-0.5)
+        call("with_leaves", p, leaves)
+        call("cross_entropy", a["z"], labels)
+    call("batch_xy", (x, y))
     call("tree_map", lambda u, v: u + v, t, a["other"])
     leaves, treedef = call("tree_flatten", t)
     call("tree_unflatten", treedef, leaves)
@@ -83,6 +88,18 @@ def calls(a, tmp_path):
     step(p, fnn.momentum(0.1).init(p), x, y, rng)
     call("train_step", p, fnn.sgd(0.1).init(p), x, y, None, optimizer=fnn.sgd(0.1))
     call("evaluate", p, [(x, y), (x, a["soft"])], n_classes=3)
+    optimizer = fnn.adam(0.1)
+    state0 = call("initial_state", p, optimizer.init(p))
+    states = call("fit", fnn.make_train_step(optimizer, dropout=0.3), state0, lambda epoch: [(x, y), (x, a["soft"])],
+                  batch_rng=lambda epoch, index: np.random.default_rng([epoch, index]))
+    states = call("with_validation", states, batches=[(x, y)], n_classes=3)
+    states = call("track_best", states, monitor="val_loss")
+    states = call("early_stopping", states, patience=1)
+    last = list(call("take_epochs", 3, states))[-1]
+    call("patience_exhausted", last, 1)
+    stopped = list(fnn.fit(fnn.make_train_step(optimizer), last, lambda epoch: [(x, y), (x, y)],
+                           stop=lambda epoch, done: done == 1))
+    list(fnn.take_epochs(5, fnn.fit(fnn.make_train_step(optimizer), stopped[-1], lambda epoch: [(x, y), (x, y)])))
     call("save", tmp_path / "m.npz", p, a["meta"], opt_state=fnn.adam(0.1).init(p))
     call("load", tmp_path / "m.npz")
     return called
