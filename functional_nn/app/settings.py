@@ -181,10 +181,10 @@ def resolve(flags: Mapping, file_settings: Mapping | None = None, *, config_path
         settings[key] = list(value) if isinstance(value, list) else value
         sources[key] = f"--preset {preset}"
     for key, value in file_settings.items():
-        settings[key] = value
+        settings[key] = list(value) if isinstance(value, list) else value
         sources[key] = f"{config_path}: {key}"
     for key, value in flags.items():
-        settings[key] = value
+        settings[key] = list(value) if isinstance(value, list) else value
         sources[key] = flag_name(key)
     settings["preset"] = preset
     if settings.get("train") is not None and "dataset" not in flags and "dataset" not in file_settings:
