@@ -18,14 +18,18 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from functional_nn.params import INITS
+
 
 class UsageError(ValueError):
     """A bad flag, setting or argument; the message is one line that names it. The CLI exits 2."""
 
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
+# The hidden-layer activations the command offers, in its own order (help text, error messages): the keys of
+# functional_nn.ops.ACTIVATIONS less "identity", which is the output layer's (tests/app/test_settings.py checks).
 ACTIVATION_NAMES = ("relu", "leaky_relu", "tanh", "sigmoid")
-INITS = ("he", "glorot", "normal")
+# INITS (he, glorot, normal) is functional_nn.params.INITS, imported above: the core is its home.
 SCHEDULES = ("constant", "cosine", "step", "exponential")
 NORMALIZATIONS = ("scale", "standardize")
 DTYPES = ("float32", "float64")
@@ -177,10 +181,10 @@ def resolve(flags: Mapping, file_settings: Mapping | None = None, *, config_path
         settings[key] = list(value) if isinstance(value, list) else value
         sources[key] = f"--preset {preset}"
     for key, value in file_settings.items():
-        settings[key] = value
+        settings[key] = list(value) if isinstance(value, list) else value
         sources[key] = f"{config_path}: {key}"
     for key, value in flags.items():
-        settings[key] = value
+        settings[key] = list(value) if isinstance(value, list) else value
         sources[key] = flag_name(key)
     settings["preset"] = preset
     if settings.get("train") is not None and "dataset" not in flags and "dataset" not in file_settings:
