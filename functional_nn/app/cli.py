@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
-    kinds = [UsageError, DataError, FetchError, ckpt.CheckpointError, ImageError, OSError]
+    kinds = [UsageError, DataError, FetchError, ckpt.CheckpointError, ImageError, OSError, _runs.RunFileError]
     try:
         from functional_nn.app.report import ReportError
         kinds.append(ReportError)

@@ -49,7 +49,6 @@ disturb an interactive session.
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 import json
@@ -63,7 +62,8 @@ from typing import Any
 import attrs
 import numpy as np
 
-from functional_nn.app.runs import atomic_write_bytes
+from functional_nn.app.runs import History, RunFileError, atomic_write_bytes, read_history
+from functional_nn.params import readonly
 
 __all__ = [
     "PLOT_EXTRA_HINT",
@@ -101,8 +101,6 @@ SIZES: Mapping[str, tuple[int, int]] = types.MappingProxyType({
 
 GRID = 25          # images in predictions.png and mistakes.png (5 x 5)
 MAX_FILTERS = 64   # first-layer units shown in filters.png (8 x 8)
-HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
-_REQUIRED_HISTORY = ("epoch", "loss", "accuracy")
 _TRAIN_COLOR, _VAL_COLOR, _BEST_COLOR = "tab:blue", "tab:orange", "tab:green"
 _GIF_COLORS, _GIF_TRANSPARENT = 128, 255   # palette size of training.gif; index for "unchanged pixel"
 MAX_GIF_FRAMES = 500                      # longer runs: frames at evenly spaced epochs (first and last kept)
@@ -124,29 +122,6 @@ def have_plotting() -> bool:
 
 
 # ----------------------------------------------------------------------------------------------- run files
-
-
-def _readonly(a) -> np.ndarray:
-    view = np.asarray(a).view()
-    view.flags.writeable = False
-    return view
-
-
-@attrs.frozen(eq=False)
-class History:
-    """``history.csv`` as float64 columns of equal length (one entry per finished epoch); NaN where empty."""
-
-    epoch: np.ndarray = attrs.field(converter=_readonly)
-    loss: np.ndarray = attrs.field(converter=_readonly)
-    accuracy: np.ndarray = attrs.field(converter=_readonly)
-    val_loss: np.ndarray = attrs.field(converter=_readonly)
-    val_accuracy: np.ndarray = attrs.field(converter=_readonly)
-    lr: np.ndarray = attrs.field(converter=_readonly)
-    seconds: np.ndarray = attrs.field(converter=_readonly)
-
-    @property
-    def has_validation(self) -> bool:
-        return bool(np.isfinite(self.val_loss).any() or np.isfinite(self.val_accuracy).any())
 
 
 @attrs.frozen(eq=False)
@@ -175,52 +150,12 @@ def _load_json_object(run_dir: Path, name: str) -> dict:
 
 
 def _read_history(run_dir: Path) -> History:
-    name = "history.csv"
-    path = run_dir / name
-    if not path.is_file():
-        raise ReportError(f"{run_dir}: {name} is missing")
     try:
-        with path.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise ReportError(f"{run_dir}: {name}: cannot read: {e}") from e
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
-    if not rows:
-        raise ReportError(f"{run_dir}: {name} is empty (expected header {','.join(HISTORY_COLUMNS)})")
-    header = [h.strip() for h in rows[0]]
-    missing = [c for c in _REQUIRED_HISTORY if c not in header]
-    if missing:
-        raise ReportError(f"{run_dir}: {name}: header lacks column(s) {', '.join(missing)} "
-                          f"(expected {','.join(HISTORY_COLUMNS)})")
-    if len(rows) == 1:
-        raise ReportError(f"{run_dir}: {name} has no epochs (header only): the run is incomplete")
-    columns: dict[str, list[float]] = {c: [] for c in HISTORY_COLUMNS}
-    for line_no, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise ReportError(f"{run_dir}: {name}:{line_no}: expected {len(header)} fields, got {len(row)}")
-        cells = dict(zip(header, (cell.strip() for cell in row)))
-        for col in HISTORY_COLUMNS:
-            cell = cells.get(col, "")
-            if cell == "":
-                if col in _REQUIRED_HISTORY:
-                    raise ReportError(f"{run_dir}: {name}:{line_no}: {col} is empty")
-                columns[col].append(math.nan)
-                continue
-            try:
-                value = float(cell)
-            except ValueError:
-                raise ReportError(f"{run_dir}: {name}:{line_no}: {col} is not a number: {cell!r}") from None
-            if not math.isfinite(value) and col in _REQUIRED_HISTORY:
-                raise ReportError(f"{run_dir}: {name}:{line_no}: {col} is not finite: {cell!r}")
-            columns[col].append(value)
-    history = History(**{c: np.asarray(v, dtype=np.float64) for c, v in columns.items()})
-    if np.any(np.diff(history.epoch) <= 0) or history.epoch[0] < 1 or np.any(history.epoch % 1):
-        raise ReportError(f"{run_dir}: {name}: epoch must be whole numbers from 1, increasing")
-    for col in ("accuracy", "val_accuracy"):
-        values = getattr(history, col)
-        finite = values[np.isfinite(values)]
-        if np.any((finite < 0) | (finite > 1)):
-            raise ReportError(f"{run_dir}: {name}: {col} must be a fraction in [0, 1]")
+        history = read_history(run_dir / "history.csv")
+    except RunFileError as e:
+        raise ReportError(str(e)) from None
+    if len(history) == 0:
+        raise ReportError(f"{run_dir}: history.csv has no epochs (header only): the run is incomplete")
     return history
 
 
@@ -247,7 +182,7 @@ def _read_metrics(run_dir: Path) -> dict:
     if (confusion.ndim != 2 or k < 1 or confusion.shape[1] != k or not np.all(np.isfinite(confusion))
             or np.any(confusion < 0) or np.any(confusion % 1)):
         raise ReportError(f"{where}: 'confusion' must be a square list of lists of non-negative counts")
-    metrics["confusion"] = _readonly(confusion.astype(np.int64))
+    metrics["confusion"] = readonly(confusion.astype(np.int64))
     per_class = raw["per_class_accuracy"]
     try:
         per_class = np.asarray([math.nan if v is None else v for v in per_class], dtype=np.float64)
@@ -258,7 +193,7 @@ def _read_metrics(run_dir: Path) -> dict:
     finite = per_class[np.isfinite(per_class)]
     if np.any((finite < 0) | (finite > 1)):
         raise ReportError(f"{where}: 'per_class_accuracy' values must be fractions in [0, 1]")
-    metrics["per_class_accuracy"] = _readonly(per_class)
+    metrics["per_class_accuracy"] = readonly(per_class)
     classes = raw.get("classes")
     if classes is not None:
         if (not isinstance(classes, list) or len(classes) != k

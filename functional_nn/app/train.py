@@ -270,7 +270,7 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
             ckpt.save(run_dir / "last.npz", params, {**base_meta, "progress": progress}, opt_state=opt_state)
         else:
             params, opt_state, progress = state["params"], state["opt_state"], state["meta"]["progress"]
-            history = [r for r in _runs.read_history(run_dir / "history.csv") if r["epoch"] <= progress["epoch"]]
+            history = [r for r in _runs.read_history(run_dir / "history.csv").rows() if r["epoch"] <= progress["epoch"]]
             for name in ("metrics.json", "model.npz"):
                 (run_dir / name).unlink(missing_ok=True)
             _runs.write_json(run_dir / "config.json", settings)

@@ -29,7 +29,7 @@ def make_run(run_dir, *, epochs=3, validation=True, classes=None, best_epoch=2, 
     (run_dir / "config.json").write_text(json.dumps(config))
     with (run_dir / "history.csv").open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(report.HISTORY_COLUMNS)
+        writer.writerow(_runs.HISTORY_FIELDS)
         for e in range(1, epochs + 1):
             val = [0.5 / e + 0.1 * (e == 3), 0.8 + 0.03 * e] if validation else ["", ""]
             writer.writerow([e, 0.6 / e, 0.75 + 0.05 * e, *val, 0.001, 1.5])
@@ -192,7 +192,7 @@ BROKEN = {
     "accuracy in percent": (_edit_metrics(test_accuracy=95.5), "{run}: metrics.json: 'test_accuracy' must be a"),
     "per-class wrong length": (_edit_metrics(per_class_accuracy=[0.9]), "{run}: metrics.json: 'per_class_accuracy'"),
     "classes wrong length": (_edit_metrics(classes=["a"]), "{run}: metrics.json: 'classes' must be a list of 10"),
-    "history header only": (_write("history.csv", ",".join(report.HISTORY_COLUMNS) + "\n"),
+    "history header only": (_write("history.csv", ",".join(_runs.HISTORY_FIELDS) + "\n"),
                             "{run}: history.csv has no epochs"),
     "history empty": (_write("history.csv", ""), "{run}: history.csv is empty"),
     "history lacks loss": (_write("history.csv", "epoch,accuracy\n1,0.5\n"), "{run}: history.csv: header lacks"),
