@@ -62,6 +62,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from functional_nn.app.data import class_names
 from functional_nn.app.runs import History, RunFileError, atomic_write_bytes, read_history
 from functional_nn.params import readonly
 
@@ -73,7 +74,6 @@ __all__ = [
     "ReportError",
     "Run",
     "best_epoch",
-    "class_names",
     "filter_mosaic",
     "filter_scale",
     "format_confidence",
@@ -340,24 +340,6 @@ def best_epoch(history: History, metrics: Mapping[str, Any]) -> int | None:
     if not finite.any():
         return None
     return int(epochs[finite][np.argmin(history.val_loss[finite])])
-
-
-def class_names(n_classes: int, *, classes: Sequence[str] | None = None,
-                metrics: Mapping[str, Any] | None = None) -> list[str]:
-    """Class names: ``classes`` if given, else ``metrics["classes"]``, else "0".."n_classes-1".
-
-    >>> class_names(3)
-    ['0', '1', '2']
-    >>> class_names(2, metrics={"classes": ["cat", "dog"]})
-    ['cat', 'dog']
-    """
-    names = classes if classes is not None else (metrics or {}).get("classes")
-    if names is None:
-        return [str(i) for i in range(n_classes)]
-    names = [str(c) for c in names]
-    if len(names) != n_classes:
-        raise ReportError(f"{len(names)} class names given for {n_classes} classes")
-    return names
 
 
 def _display_images(x: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
@@ -830,8 +812,8 @@ def _render_html(run: Run, names: list[str], best: int | None, pictures: Mapping
 # ------------------------------------------------------------------------------------------- the edge
 
 
-def _check_arrays(where: str, run: Run, x_test, y_test, probs, first_layer_w,
-                  image_shape) -> tuple[np.ndarray, ...]:
+def _check_arrays(where: str, run: Run, x_test, y_test, probs, first_layer_w, image_shape,
+                  classes) -> tuple[np.ndarray, ...]:
     pixels = int(np.prod(image_shape))
     x_test, y_test = np.asarray(x_test), np.asarray(y_test)
     probs, first_layer_w = np.asarray(probs), np.asarray(first_layer_w)
@@ -851,6 +833,8 @@ def _check_arrays(where: str, run: Run, x_test, y_test, probs, first_layer_w,
         raise ReportError(f"{where}: first_layer_w must be ({pixels}, h), got {first_layer_w.shape}")
     if not np.all(np.isfinite(probs)):
         raise ReportError(f"{where}: probs has non-finite values")
+    if classes is not None and len(classes) != k:
+        raise ReportError(f"{where}: classes must be {k} names (one per confusion row), got {len(classes)}")
     return x_test, y_test.astype(np.int64), probs, first_layer_w
 
 
@@ -890,8 +874,9 @@ def write_report(run_dir: str | os.PathLike, *, x_test: np.ndarray, y_test: np.n
                                              dtype=np.float64)})
     image_shape = tuple(int(s) for s in image_shape)
     x_test, y_test, probs, first_layer_w = _check_arrays(str(run_dir), run, x_test, y_test, probs,
-                                                          first_layer_w, image_shape)
-    names = class_names(run.metrics["confusion"].shape[0], classes=classes, metrics=run.metrics)
+                                                          first_layer_w, image_shape, classes)
+    k = run.metrics["confusion"].shape[0]
+    names = class_names(k, classes if classes is not None else run.metrics.get("classes"))
     matplotlib = _require_plotting()
     best = best_epoch(run.history, run.metrics)
     grid_rows = np.arange(min(GRID, len(y_test)))

@@ -236,7 +236,7 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
     del train_all
     if len(train.y) == 0:
         raise UsageError("--validation-fraction leaves no training rows")
-    classes = _data.class_names(settings["dataset"])
+    classes = _data.class_names(dataset=settings["dataset"])
     sizes = [n_features, *settings["hidden"], _data.N_CLASSES]
     dtype = np.dtype(settings["dtype"])
     if state is not None and state["meta"].get("dataset_sha256") != sha:

@@ -151,9 +151,6 @@ def test_pure_helpers(tmp_path):
     assert report.best_epoch(run.history, run.metrics) == 2                    # stated in metrics.json
     assert report.best_epoch(run.history, {}) == 2                             # lowest val_loss
     np.testing.assert_allclose(report.row_normalize(np.array([[1, 3], [0, 0]])), [[0.25, 0.75], [0, 0]])
-    assert report.class_names(3, classes=["a", "b", "c"], metrics={"classes": ["x", "y", "z"]}) == ["a", "b", "c"]
-    with pytest.raises(ReportError, match="2 class names given for 3 classes"):
-        report.class_names(3, classes=["a", "b"])
     assert report.gif_frame_ends(1200)[-1] == 1200 and len(report.gif_frame_ends(1200)) == report.MAX_GIF_FRAMES
     m = report.filter_mosaic(np.ones((784, 5)), (28, 28))
     assert m.shape == (2 * 30 - 2, 3 * 30 - 2) and np.isnan(m).sum() == m.size - 5 * 784
@@ -231,6 +228,7 @@ def test_write_report_checks_the_folder_before_drawing(tmp_path):
     ({"first_layer_w": np.zeros((100, 4))}, r"first_layer_w must be \(784, h\)"),
     ({"x_test": np.zeros((3, 10), np.uint8)}, r"x_test must be \(n, 784\)"),
     ({"y_test": np.array([0, 1, 12])}, r"y_test labels must lie in 0\.\.9"),
+    ({"classes": ["a", "b"]}, r"classes must be 10 names \(one per confusion row\), got 2"),
 ])
 def test_arrays_that_do_not_fit_the_run_raise(tmp_path, change, match):
     run_dir = make_run(tmp_path / "run")
