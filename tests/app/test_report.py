@@ -4,6 +4,7 @@ import base64
 import csv
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -246,7 +247,7 @@ def test_atomic_write_leaves_no_half_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(_runs.os, "replace", fail)
     with pytest.raises(OSError, match="disk full"):
-        report.atomic_write_bytes(target, b"new")
+        _runs.atomic_write_bytes(target, b"new")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
 
@@ -274,7 +275,7 @@ except ImportError as e:
     print(e)
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                            cwd=str(report.Path(report.__file__).parents[2]))
+                            cwd=str(Path(__file__).parents[2]))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == report.PLOT_EXTRA_HINT
 
