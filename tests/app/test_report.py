@@ -238,20 +238,6 @@ def test_arrays_that_do_not_fit_the_run_raise(tmp_path, change, match):
     assert str(info.value).startswith(f"{run_dir}: ") and "\n" not in str(info.value)
 
 
-def test_atomic_write_leaves_no_half_file(tmp_path, monkeypatch):
-    target = tmp_path / "a.png"
-    target.write_bytes(b"old")
-
-    def fail(src, dst):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(_runs.os, "replace", fail)
-    with pytest.raises(OSError, match="disk full"):
-        _runs.atomic_write_bytes(target, b"new")
-    assert target.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
-
-
 def test_module_imports_and_explains_without_the_plot_extra(tmp_path):
     """Without matplotlib/Pillow: importing works, have_plotting() is False, drawing raises the install hint."""
     import subprocess
