@@ -94,3 +94,25 @@ def valid_settings(draw):
         "augment_shift": draw(st.integers(0, 8)),
         "preset": draw(st.sampled_from(sorted(s.PRESETS))),
     }
+
+
+# ------------------------------------------------------------------ application: history.csv rows (run folders)
+
+finite64 = st.floats(allow_nan=False, allow_infinity=False)
+fractions = st.floats(0, 1)
+
+
+@st.composite
+def history_rows(draw, max_epochs: int = 8):
+    """Rows as ``fnn train`` gives them to ``runs.history_text``: epochs increasing from 1 or more, loss and
+    accuracy always there, the other fields None, NaN (both written as an empty cell) or a number."""
+    steps = draw(st.lists(st.integers(1, 3), max_size=max_epochs))
+    optional = {"val_loss": finite64, "val_accuracy": fractions, "lr": finite64, "seconds": st.floats(0, 1e6)}
+    rows, epoch = [], 0
+    for step in steps:
+        epoch += step
+        row = {"epoch": epoch, "loss": draw(finite64), "accuracy": draw(fractions)}
+        for key, values in optional.items():
+            row[key] = draw(st.none() | st.just(float("nan")) | values)
+        rows.append(row)
+    return rows

@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
-    kinds = [UsageError, DataError, FetchError, ckpt.CheckpointError, ImageError, OSError]
+    kinds = [UsageError, DataError, FetchError, ckpt.CheckpointError, ImageError, OSError, _runs.RunFileError]
     try:
         from functional_nn.app.report import ReportError
         kinds.append(ReportError)
@@ -289,11 +289,6 @@ def _test_set(args, run_dir: Path) -> tuple:
     raise UsageError(f"{run_dir}: no test set recorded in config.json; pass --dataset NAME or --test PATH")
 
 
-def _classes(meta, n):
-    names = meta.get("classes")
-    return list(names) if names and len(names) == n else [str(i) for i in range(n)]
-
-
 def _evaluate(args) -> int:
     import functional_nn as fnn
     run_dir = Path(args.run_dir)
@@ -303,7 +298,7 @@ def _evaluate(args) -> int:
     n_classes = meta["sizes"][-1]
     norm = _data.normalizer(meta["normalization"], meta.get("dtype", "float32"))
     result = fnn.evaluate(params, _data.eval_batches(chunk, norm), n_classes=n_classes)
-    classes = _classes(meta, n_classes)
+    classes = _data.class_names(n_classes, meta.get("classes"))
     confusion = np.asarray(result["confusion"])
     off = [(int(confusion[t, p]), classes[t], classes[p]) for t in range(n_classes) for p in range(n_classes)
            if t != p and confusion[t, p] > 0]
@@ -372,7 +367,7 @@ def _predict(args) -> int:
         raise UsageError(f"--top must be >= 1, got {args.top}")
     params, meta = load_run_model(args.run_dir, args.checkpoint)
     n_features, n_classes = meta["sizes"][0], meta["sizes"][-1]
-    classes = _classes(meta, n_classes)
+    classes = _data.class_names(n_classes, meta.get("classes"))
     xs, ys, names = [], [], []
     for item in args.inputs:
         if is_image_path(item):
@@ -448,7 +443,7 @@ def _report(args) -> int:
     _data.check_width(chunk, meta["sizes"][0], where)
     norm = _data.normalizer(meta["normalization"], meta.get("dtype", "float32"))
     probs = predict_proba_batches(params, chunk, norm)
-    classes = _classes(meta, meta["sizes"][-1])
+    classes = _data.class_names(meta["sizes"][-1], meta.get("classes"))
     shape = tuple(meta.get("image_shape") or (28, 28))
     metrics = None
     if args.test or args.dataset or args.checkpoint != "model":    # not what metrics.json describes

@@ -6,7 +6,7 @@ and are scaled or standardized one batch at a time, so a float copy of the train
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -24,14 +24,23 @@ N_CLASSES = 10
 EVAL_BATCH = 1000
 
 
-def class_names(dataset: str | None, n_classes: int = N_CLASSES) -> list[str]:
-    """Display names of the classes: fashion-mnist's names, else the digits.
+def class_names(n_classes: int = N_CLASSES, names: Sequence | None = None, *,
+                dataset: str | None = None) -> list[str]:
+    """Display names of ``n_classes`` classes: ``names``, else the named dataset's, whichever first has exactly
+    ``n_classes`` entries; else the digits "0".."n_classes-1".
 
-    >>> class_names("fashion-mnist")[:2], class_names(None, 3)
-    (['T-shirt/top', 'Trouser'], ['0', '1', '2'])
+    The one home of class names: ``fnn train`` takes a dataset's (``dataset=``); evaluate, predict and report a
+    model's (``names=meta["classes"]``); the report package the names it is given, else metrics.json's.
+
+    >>> class_names(dataset="fashion-mnist")[:2], class_names(3), class_names(2, ["cat", "dog"])
+    (['T-shirt/top', 'Trouser'], ['0', '1', '2'], ['cat', 'dog'])
+    >>> class_names(3, ["a", "b"], dataset="mnist")      # no list of 3 names: the digits
+    ['0', '1', '2']
     """
-    names = CLASS_NAMES.get(dataset or "")
-    return list(names) if names and len(names) == n_classes else [str(i) for i in range(n_classes)]
+    for candidate in (names, CLASS_NAMES.get(dataset or "")):
+        if candidate is not None and len(candidate) == n_classes:
+            return [str(c) for c in candidate]
+    return [str(i) for i in range(n_classes)]
 
 
 def missing_file(path: str | Path) -> str:

@@ -1,6 +1,14 @@
 """Run folders (the ``fnn`` command's I/O edge): atomic writes, config.json, history.csv, metrics.json.
 
 A run folder is *complete* when ``metrics.json`` exists: it is the last file ``fnn train`` writes.
+
+history.csv has one schema, kept here with its writer and its one validating reader side by side:
+``HISTORY_FIELDS`` in that order, ``REQUIRED_HISTORY`` never empty, epochs whole numbers from 1, increasing,
+accuracies fractions in [0, 1]. ``history_text(rows)`` writes it; ``read_history(path) -> History`` reads and
+validates it (``RunFileError`` naming the file otherwise); ``History.rows()`` gives the rows back as dicts
+(what ``history_text`` takes, e.g. to rewrite the file on resume).
+
+Imports: the standard library, numpy, attrs and ``functional_nn.params.readonly``; nothing of ``pipelines``.
 """
 
 from __future__ import annotations
@@ -16,7 +24,13 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import attrs
+import numpy as np
+
+from functional_nn.params import readonly
+
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+REQUIRED_HISTORY = ("epoch", "loss", "accuracy")
 RUN_FILES = ("config.json", "history.csv", "metrics.json", "model.npz", "last.npz", "best.npz")
 
 
@@ -104,14 +118,119 @@ def history_text(rows: Iterable[Mapping]) -> str:
     return out.getvalue()
 
 
-def read_history(path: str | Path) -> list[dict]:
-    """Rows of a history.csv as dicts: epoch int, other fields float or None for empty cells."""
+class RunFileError(ValueError):
+    """A run folder's file is missing or malformed; the message is one line naming the file."""
+
+
+@attrs.frozen(eq=False)
+class History:
+    """history.csv as read-only float64 columns of equal length (one entry per finished epoch); NaN where empty."""
+
+    epoch: np.ndarray = attrs.field(converter=readonly)
+    loss: np.ndarray = attrs.field(converter=readonly)
+    accuracy: np.ndarray = attrs.field(converter=readonly)
+    val_loss: np.ndarray = attrs.field(converter=readonly)
+    val_accuracy: np.ndarray = attrs.field(converter=readonly)
+    lr: np.ndarray = attrs.field(converter=readonly)
+    seconds: np.ndarray = attrs.field(converter=readonly)
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    @property
+    def has_validation(self) -> bool:
+        return bool(np.isfinite(self.val_loss).any() or np.isfinite(self.val_accuracy).any())
+
+    def rows(self) -> list[dict]:
+        """The epochs as dicts, as ``history_text`` takes them: epoch int, the rest float, None where empty.
+
+        >>> History(*([[1.0]] * 3), *([[math.nan]] * 4)).rows()[0]["val_loss"] is None
+        True
+        """
+        columns = [getattr(self, k).tolist() for k in HISTORY_FIELDS]
+        return [{k: int(v) if k == "epoch" else (None if math.isnan(v) else v) for k, v in zip(HISTORY_FIELDS, row)}
+                for row in zip(*columns)]
+
+
+def _history_cell(where: str, col: str, cell: str) -> float:
+    if cell == "":
+        if col in REQUIRED_HISTORY:
+            raise RunFileError(f"{where}: {col} is empty")
+        return math.nan
+    try:
+        value = float(cell)
+    except ValueError:
+        raise RunFileError(f"{where}: {col} is not a number: {cell!r}") from None
+    if not math.isfinite(value) and col in REQUIRED_HISTORY:
+        raise RunFileError(f"{where}: {col} is not finite: {cell!r}")
+    return value
+
+
+def parse_history(text: str, *, where: str = "history.csv") -> History:
+    """Validate history.csv text (blank lines skipped) into a ``History``; errors start with ``where``.
+
+    Raises:
+        RunFileError: no header, a required column missing from it or empty in a row, a row of the wrong length,
+            a cell that is not a number, epochs that are not whole numbers from 1 increasing, an accuracy
+            outside [0, 1].
+
+    >>> h = parse_history(history_text([{"epoch": 1, "loss": 0.5, "accuracy": 0.75}]))
+    >>> h.epoch.tolist(), h.loss.tolist(), h.has_validation
+    ([1.0], [0.5], False)
+    >>> parse_history("epoch,loss,accuracy\\n1,abc,0.5\\n", where="runs/x: history.csv")
+    Traceback (most recent call last):
+    ...
+    functional_nn.app.runs.RunFileError: runs/x: history.csv:2: loss is not a number: 'abc'
+    """
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text, newline="")) if any(cell.strip() for cell in r)]
+    except csv.Error as e:
+        raise RunFileError(f"{where}: cannot read: {e}") from None
+    if not rows:
+        raise RunFileError(f"{where} is empty (expected header {','.join(HISTORY_FIELDS)})")
+    header = [h.strip() for h in rows[0]]
+    missing = [c for c in REQUIRED_HISTORY if c not in header]
+    if missing:
+        raise RunFileError(f"{where}: header lacks column(s) {', '.join(missing)} "
+                           f"(expected {','.join(HISTORY_FIELDS)})")
+    columns: dict[str, list[float]] = {c: [] for c in HISTORY_FIELDS}
+    for line_no, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise RunFileError(f"{where}:{line_no}: expected {len(header)} fields, got {len(row)}")
+        cells = dict(zip(header, (cell.strip() for cell in row)))
+        for col in HISTORY_FIELDS:
+            columns[col].append(_history_cell(f"{where}:{line_no}", col, cells.get(col, "")))
+    history = History(**{c: np.asarray(v, dtype=np.float64) for c, v in columns.items()})
+    epochs = history.epoch
+    if len(epochs) and (np.any(np.diff(epochs) <= 0) or epochs[0] < 1 or np.any(epochs % 1)):
+        raise RunFileError(f"{where}: epoch must be whole numbers from 1, increasing")
+    for col in ("accuracy", "val_accuracy"):
+        values = getattr(history, col)
+        finite = values[np.isfinite(values)]
+        if np.any((finite < 0) | (finite > 1)):
+            raise RunFileError(f"{where}: {col} must be a fraction in [0, 1]")
+    return history
+
+
+def read_history(path: str | Path) -> History:
+    """Read and validate a history.csv (``parse_history``); a header alone is a valid history of no epochs.
+
+    Args:
+        path: the file, usually ``run_dir / "history.csv"``.
+
+    Returns:
+        ``History``: read-only float64 columns, NaN for empty cells; ``.rows()`` gives dicts back.
+
+    Raises:
+        RunFileError: one line starting ``<run folder>: history.csv`` (the folder, then the file name), e.g.
+            ``runs/x: history.csv is missing`` or ``runs/x: history.csv:3: loss is not a number: 'abc'``.
+    """
     path = Path(path)
+    where = f"{path.parent}: {path.name}"
     if not path.is_file():
-        return []
-    with path.open(newline="", encoding="utf-8") as f:
-        rows = []
-        for row in csv.DictReader(f):
-            rows.append({k: (int(v) if k == "epoch" else (float(v) if v not in ("", None) else None))
-                         for k, v in row.items() if k in HISTORY_FIELDS})
-        return rows
+        raise RunFileError(f"{where} is missing")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise RunFileError(f"{where}: cannot read: {e}") from None
+    return parse_history(text, where=where)

@@ -242,7 +242,7 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
     del train_all
     if len(train.y) == 0:
         raise UsageError("--validation-fraction leaves no training rows")
-    classes = _data.class_names(settings["dataset"])
+    classes = _data.class_names(dataset=settings["dataset"])
     sizes = [n_features, *settings["hidden"], _data.N_CLASSES]
     dtype = np.dtype(settings["dtype"])
     if state is not None and state["meta"].get("dataset_sha256") != sha:
@@ -277,7 +277,7 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
             progress = state["meta"]["progress"]
             best_params = ckpt.load(run_dir / "best.npz").params if progress["best_value"] is not None else None
             start, seconds = state_from_progress(progress, state["params"], state["opt_state"], best_params)
-            history = [r for r in _runs.read_history(run_dir / "history.csv") if r["epoch"] <= progress["epoch"]]
+            history = [r for r in _runs.read_history(run_dir / "history.csv").rows() if r["epoch"] <= progress["epoch"]]
             for name in ("metrics.json", "model.npz"):
                 (run_dir / name).unlink(missing_ok=True)
             _runs.write_json(run_dir / "config.json", settings)

@@ -4,6 +4,7 @@ import base64
 import csv
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ def make_run(run_dir, *, epochs=3, validation=True, classes=None, best_epoch=2, 
     (run_dir / "config.json").write_text(json.dumps(config))
     with (run_dir / "history.csv").open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(report.HISTORY_COLUMNS)
+        writer.writerow(_runs.HISTORY_FIELDS)
         for e in range(1, epochs + 1):
             val = [0.5 / e + 0.1 * (e == 3), 0.8 + 0.03 * e] if validation else ["", ""]
             writer.writerow([e, 0.6 / e, 0.75 + 0.05 * e, *val, 0.001, 1.5])
@@ -151,9 +152,6 @@ def test_pure_helpers(tmp_path):
     assert report.best_epoch(run.history, run.metrics) == 2                    # stated in metrics.json
     assert report.best_epoch(run.history, {}) == 2                             # lowest val_loss
     np.testing.assert_allclose(report.row_normalize(np.array([[1, 3], [0, 0]])), [[0.25, 0.75], [0, 0]])
-    assert report.class_names(3, classes=["a", "b", "c"], metrics={"classes": ["x", "y", "z"]}) == ["a", "b", "c"]
-    with pytest.raises(ReportError, match="2 class names given for 3 classes"):
-        report.class_names(3, classes=["a", "b"])
     assert report.gif_frame_ends(1200)[-1] == 1200 and len(report.gif_frame_ends(1200)) == report.MAX_GIF_FRAMES
     m = report.filter_mosaic(np.ones((784, 5)), (28, 28))
     assert m.shape == (2 * 30 - 2, 3 * 30 - 2) and np.isnan(m).sum() == m.size - 5 * 784
@@ -192,7 +190,7 @@ BROKEN = {
     "accuracy in percent": (_edit_metrics(test_accuracy=95.5), "{run}: metrics.json: 'test_accuracy' must be a"),
     "per-class wrong length": (_edit_metrics(per_class_accuracy=[0.9]), "{run}: metrics.json: 'per_class_accuracy'"),
     "classes wrong length": (_edit_metrics(classes=["a"]), "{run}: metrics.json: 'classes' must be a list of 10"),
-    "history header only": (_write("history.csv", ",".join(report.HISTORY_COLUMNS) + "\n"),
+    "history header only": (_write("history.csv", ",".join(_runs.HISTORY_FIELDS) + "\n"),
                             "{run}: history.csv has no epochs"),
     "history empty": (_write("history.csv", ""), "{run}: history.csv is empty"),
     "history lacks loss": (_write("history.csv", "epoch,accuracy\n1,0.5\n"), "{run}: history.csv: header lacks"),
@@ -231,26 +229,13 @@ def test_write_report_checks_the_folder_before_drawing(tmp_path):
     ({"first_layer_w": np.zeros((100, 4))}, r"first_layer_w must be \(784, h\)"),
     ({"x_test": np.zeros((3, 10), np.uint8)}, r"x_test must be \(n, 784\)"),
     ({"y_test": np.array([0, 1, 12])}, r"y_test labels must lie in 0\.\.9"),
+    ({"classes": ["a", "b"]}, r"classes must be 10 names \(one per confusion row\), got 2"),
 ])
 def test_arrays_that_do_not_fit_the_run_raise(tmp_path, change, match):
     run_dir = make_run(tmp_path / "run")
     with pytest.raises(ReportError, match=match) as info:
         write_report(run_dir, **{**make_arrays(n=3), **change})
     assert str(info.value).startswith(f"{run_dir}: ") and "\n" not in str(info.value)
-
-
-def test_atomic_write_leaves_no_half_file(tmp_path, monkeypatch):
-    target = tmp_path / "a.png"
-    target.write_bytes(b"old")
-
-    def fail(src, dst):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(_runs.os, "replace", fail)
-    with pytest.raises(OSError, match="disk full"):
-        report.atomic_write_bytes(target, b"new")
-    assert target.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
 
 
 def test_module_imports_and_explains_without_the_plot_extra(tmp_path):
@@ -276,7 +261,7 @@ except ImportError as e:
     print(e)
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                            cwd=str(report.Path(report.__file__).parents[2]))
+                            cwd=str(Path(__file__).parents[2]))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == report.PLOT_EXTRA_HINT
 

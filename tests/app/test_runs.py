@@ -1,0 +1,166 @@
+"""Run folders (functional_nn.app.runs): atomic writes, JSON files, run folder names and clean-up, history.csv."""
+
+import json
+import math
+import os
+import stat
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from functional_nn.app import runs
+from functional_nn.app.runs import RunFileError, history_text, read_history
+from tests.strategies import history_rows
+
+
+# ---------------------------------------------------------------------------------------------- atomic writes
+
+def test_atomic_write_creates_and_replaces_leaving_no_temp_file(tmp_path):
+    target = tmp_path / "a.bin"
+    runs.atomic_write_bytes(target, b"first")
+    assert target.read_bytes() == b"first"
+    runs.atomic_write_bytes(target, b"second")
+    assert target.read_bytes() == b"second"
+    runs.atomic_write_text(tmp_path / "b.txt", "x\r\ny\n")          # text: UTF-8, newlines as given
+    assert (tmp_path / "b.txt").read_bytes() == b"x\r\ny\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "b.txt"]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644             # not mkstemp's private 0o600
+
+
+@pytest.mark.parametrize("where", ["write", "replace"])
+def test_a_failed_atomic_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch, where):
+    target = tmp_path / "a.png"
+    target.write_bytes(b"old")
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(runs.os, "fsync" if where == "write" else "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        runs.atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
+
+
+# ------------------------------------------------------------------------------------------------------ JSON
+
+def test_write_json_read_json_round_trip(tmp_path):
+    obj = {"hidden": [16, 8], "lr": 0.001, "name": "caf\u00e9", "test": None, "nested": {"a": True}}
+    runs.write_json(tmp_path / "config.json", obj)
+    assert runs.read_json(tmp_path / "config.json") == obj
+    assert (tmp_path / "config.json").read_text(encoding="utf-8").endswith("}\n")
+
+
+def test_read_json_names_the_file_when_it_is_not_json(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text('{"lr": 0.1,', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"config\.json: not valid JSON") as info:
+        runs.read_json(path)
+    assert str(info.value).startswith(f"{path}: ")
+
+
+# --------------------------------------------------------------------------------------- run folder names
+
+def test_default_run_dir_is_a_timestamp_made_unique_with_a_suffix(tmp_path):
+    now = 1_700_000_000.0
+    first = runs.default_run_dir(tmp_path, now=now)
+    assert first.parent == tmp_path and len(first.name) == len("YYYYmmdd-HHMMSS")
+    assert not first.exists()                                   # only a name: nothing is created
+    made = []
+    for _ in range(3):
+        path = runs.default_run_dir(tmp_path, now=now)
+        path.mkdir()
+        made.append(path.name)
+    assert made == [first.name, f"{first.name}-2", f"{first.name}-3"]
+
+
+def test_clear_run_files_removes_only_what_a_run_writes(tmp_path):
+    for name in (*runs.RUN_FILES, "notes.txt"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "curves.png").write_bytes(b"png")
+    (tmp_path / "data").mkdir()
+    assert runs.is_complete(tmp_path)
+    runs.clear_run_files(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "notes.txt"]
+    assert not runs.is_complete(tmp_path)
+    runs.clear_run_files(tmp_path)                               # nothing left to remove: no error
+
+
+# ------------------------------------------------------------------------------------------------ history.csv
+
+def _expected(rows):
+    """What the reader gives back: every field, None for None and NaN (both written as an empty cell)."""
+    return [{k: None if row.get(k) is None or (isinstance(row[k], float) and math.isnan(row[k])) else row[k]
+             for k in runs.HISTORY_FIELDS} for row in rows]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=history_rows())
+def test_history_text_then_read_history_gives_the_rows_back(tmp_path, rows):
+    path = tmp_path / "history.csv"
+    runs.atomic_write_text(path, history_text(rows))
+    history = read_history(path)
+    assert len(history) == len(rows)
+    assert history.rows() == _expected(rows)
+    assert history_text(history.rows()) == history_text(rows)    # and writing them again changes nothing
+    assert all(getattr(history, k).dtype == np.float64 for k in runs.HISTORY_FIELDS)
+
+
+def test_history_columns_are_read_only_and_a_header_alone_is_no_epochs(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text(history_text([{"epoch": 1, "loss": 0.5, "accuracy": 0.75, "val_loss": 0.6}]))
+    history = read_history(path)
+    assert history.has_validation
+    with pytest.raises(ValueError):
+        history.loss[0] = 1.0
+    path.write_text(history_text([]))
+    empty = read_history(path)
+    assert len(empty) == 0 and empty.rows() == [] and not empty.has_validation
+
+
+def test_extra_columns_are_ignored_and_optional_ones_may_be_absent(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,accuracy,loss,note\n1,0.5,2.0,warm-up\n\n2,0.75,1.0,\n")
+    assert read_history(path).rows() == [
+        {"epoch": 1, "loss": 2.0, "accuracy": 0.5, "val_loss": None, "val_accuracy": None, "lr": None,
+         "seconds": None},
+        {"epoch": 2, "loss": 1.0, "accuracy": 0.75, "val_loss": None, "val_accuracy": None, "lr": None,
+         "seconds": None}]
+
+
+BAD_HISTORY = {
+    "empty": ("", "history.csv is empty"),
+    "no loss column": ("epoch,accuracy\n1,0.5\n", "history.csv: header lacks column(s) loss"),
+    "no epoch or accuracy": ("loss\n0.5\n", "history.csv: header lacks column(s) epoch, accuracy"),
+    "not a number": ("epoch,loss,accuracy\n1,abc,0.5\n", "history.csv:2: loss is not a number: 'abc'"),
+    "empty required cell": ("epoch,loss,accuracy\n1,0.5,0.5\n2,,0.5\n", "history.csv:3: loss is empty"),
+    "infinite loss": ("epoch,loss,accuracy\n1,inf,0.5\n", "history.csv:2: loss is not finite: 'inf'"),
+    "short row": ("epoch,loss,accuracy\n1,0.5\n", "history.csv:2: expected 3 fields, got 2"),
+    "epochs repeat": ("epoch,loss,accuracy\n1,0.5,0.5\n1,0.4,0.6\n", "history.csv: epoch must be whole numbers"),
+    "epochs decrease": ("epoch,loss,accuracy\n2,0.5,0.5\n1,0.4,0.6\n", "history.csv: epoch must be whole numbers"),
+    "epoch 0": ("epoch,loss,accuracy\n0,0.5,0.5\n", "history.csv: epoch must be whole numbers from 1"),
+    "epoch 1.5": ("epoch,loss,accuracy\n1.5,0.5,0.5\n", "history.csv: epoch must be whole numbers"),
+    "accuracy in percent": ("epoch,loss,accuracy\n1,0.5,75\n", "history.csv: accuracy must be a fraction in [0, 1]"),
+    "val_accuracy > 1": ("epoch,loss,accuracy,val_accuracy\n1,0.5,0.5,2\n",
+                         "history.csv: val_accuracy must be a fraction in [0, 1]"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_HISTORY))
+def test_read_history_errors_are_one_line_naming_the_file(tmp_path, case):
+    text, expected = BAD_HISTORY[case]
+    path = tmp_path / "history.csv"
+    path.write_text(text)
+    with pytest.raises(RunFileError) as info:
+        read_history(path)
+    assert str(info.value).startswith(f"{tmp_path}: {expected}"), str(info.value)
+    assert "\n" not in str(info.value) and isinstance(info.value, ValueError)
+
+
+def test_read_history_of_a_missing_file_names_it(tmp_path):
+    with pytest.raises(RunFileError, match=r"run: history\.csv is missing$") as info:
+        read_history(tmp_path / "run" / "history.csv")
+    assert str(info.value) == f"{tmp_path / 'run'}: history.csv is missing"
+    assert not os.listdir(tmp_path)
