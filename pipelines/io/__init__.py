@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.chunk import Chunk, DataError, DataWarning, recut
+from pipelines.io.bad_rows import MAX_REPORTED_LINES, _BadRows
 from pipelines.io.sources import BLOCK_BYTES, _byte_blocks, _ByteReader, _check_file, _Truncated
 
 __all__ = ["read_chunks", "read_arrays", "csv_row_lines", "write_csv", "write_idx", "file_sha256",
            "find_labels_file"]
 
 PARSE_WORKERS = 2  # threads parsing upcoming CSV blocks while the reader reads and the caller consumes
-MAX_REPORTED_LINES = 10
 CACHE_VERSION = 1
 _PAD = b"\n\n\n\n"
 _INK = ~np.isin(np.arange(256), list(b" \t\n\r\x0b\x0c"))  # bytes that make a line non-blank (bytes.strip)
@@ -199,31 +199,6 @@ def _slow_line(line: bytes, spec: _CsvSpec) -> tuple[np.ndarray, int | None] | s
         values.append(value)
     row = np.array([values[j] for j in spec.features], dtype=np.uint8)
     return row, None if spec.label is None else values[spec.label]
-
-
-class _BadRows:
-    """Where ``on_bad_row="skip"`` keeps count; ``report`` turns it into one ``DataWarning``."""
-
-    def __init__(self, path: Path, mode: str) -> None:
-        if mode not in ("raise", "skip"):
-            raise ValueError(f'on_bad_row must be "raise" or "skip", got {mode!r}')
-        self.path, self.mode, self.count, self.lines, self.first = path, mode, 0, [], ""
-
-    def add(self, where: int | str, reason: str) -> None:
-        if self.mode == "raise":
-            raise DataError(self.path, where, reason)
-        if not self.count:
-            self.first = f"{where}: {reason}"
-        self.count += 1
-        if len(self.lines) < MAX_REPORTED_LINES:
-            self.lines.append(where)
-
-    def record(self) -> list | None:
-        return [self.count, self.lines, self.first] if self.count else None
-
-    def report(self) -> None:
-        if self.count:
-            warnings.warn(DataWarning(self.path, self.count, tuple(self.lines), self.first), stacklevel=3)
 
 
 def _parse_lines(data: bytes, line0: int, spec: _CsvSpec, bad: _BadRows, parts: list) -> int:

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from pipelines import DataError, DataWarning, read_arrays, read_chunks, write_csv, write_idx
 from pipelines import io
-from pipelines.io import BLOCK_BYTES, _BadRows, _CsvSpec, _csv_parts, _fast_block, csv_row_lines
+from pipelines.io import BLOCK_BYTES, _CsvSpec, _csv_parts, _fast_block, csv_row_lines
+from pipelines.io.bad_rows import _BadRows
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "data" / "fixtures"
