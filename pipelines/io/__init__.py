@@ -21,8 +21,9 @@ from pipelines.chunk import Chunk, DataError, DataWarning, recut
 from pipelines.io.bad_rows import _BadRows
 from pipelines.io.cache import _cache_load, _cache_store, file_sha256
 from pipelines.io.csv_format import _csv_parts, csv_row_lines
-from pipelines.io.idx_format import _IDX_TYPES, _idx_parts, _is_idx, find_labels_file
+from pipelines.io.idx_format import _idx_parts, _is_idx, find_labels_file
 from pipelines.io.sources import _check_file
+from pipelines.io.writers import write_csv, write_idx
 
 __all__ = ["read_chunks", "read_arrays", "csv_row_lines", "write_csv", "write_idx", "file_sha256",
            "find_labels_file"]
@@ -167,48 +168,3 @@ def _report_cached(path: Path, record: dict) -> None:
     if record.get("skipped"):
         count, lines, first = record["skipped"]
         warnings.warn(DataWarning(path, count, tuple(lines), first), stacklevel=3)
-
-# --------------------------------------------------------------------------------------------------- writers
-def write_csv(path: str | os.PathLike, x: np.ndarray, y: np.ndarray | None = None, *, header: bool = True,
-              line_end: str = "\n") -> Path:
-    """Write ``x`` (n, k) integers with labels ``y`` first (mnist-in-csv layout); ``.gz`` paths are gzipped.
-
-    >>> import pathlib, tempfile
-    >>> p = write_csv(pathlib.Path(tempfile.mkdtemp()) / "t.csv", np.array([[1, 2]]), np.array([5]))
-    >>> p.read_text()
-    'label,1,2\\n5,1,2\\n'
-    """
-    import gzip
-
-    path = Path(path)
-    x = np.asarray(x)
-    cols = [f"{j + 1}" for j in range(x.shape[1])]
-    table = x if y is None else np.column_stack([np.asarray(y), x])
-    names = cols if y is None else ["label", *cols]
-    lines = ([",".join(names)] if header else []) + [",".join(map(str, row)) for row in table.tolist()]
-    data = "".join(line + line_end for line in lines).encode()
-    if path.suffix == ".gz":
-        data = gzip.compress(data, mtime=0)
-    path.write_bytes(data)
-    return path
-
-
-def write_idx(path: str | os.PathLike, array: np.ndarray) -> Path:
-    """Write an IDX file (uint8 etc., big-endian); ``.gz`` paths are gzipped.
-
-    >>> import pathlib, tempfile
-    >>> p = write_idx(pathlib.Path(tempfile.mkdtemp()) / "t-labels-idx1-ubyte", np.array([7, 2], np.uint8))
-    >>> p.read_bytes().hex()
-    '00000801000000020702'
-    """
-    import gzip
-
-    path = Path(path)
-    array = np.asarray(array)
-    code = {np.dtype(v).newbyteorder("="): k for k, v in _IDX_TYPES.items()}[array.dtype.newbyteorder("=")]
-    head = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
-    data = head + array.astype(array.dtype.newbyteorder(">")).tobytes()
-    if path.suffix == ".gz":
-        data = gzip.compress(data, mtime=0)
-    path.write_bytes(data)
-    return path
