@@ -24,9 +24,10 @@ def file_sha256(path: str | os.PathLike) -> str:
     """SHA-256 hex digest of a file's bytes, read in 1 MiB blocks.
 
     >>> import pathlib, tempfile
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "empty"
-    >>> _ = p.write_bytes(b"")
-    >>> file_sha256(p)[:16]
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = pathlib.Path(d) / "empty"
+    ...     _ = p.write_bytes(b"")
+    ...     file_sha256(p)[:16]
     'e3b0c44298fc1c14'
     """
     digest = hashlib.sha256()

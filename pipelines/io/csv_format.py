@@ -248,7 +248,7 @@ def _csv_parts(path: Path, *, header, label_col, n_classes: int, bad: _BadRows, 
     The first block (so a file of one block starts no thread) and the line completed at the end of the file are
     parsed here; the blocks between go to ``workers`` threads, at most ``2 * workers`` blocks ahead of the
     consumer, and their results are taken in file order, so rows, line numbers and bad-row reports are those of
-    a serial parse. ``block_bytes`` and ``workers`` default to ``BLOCK_BYTES`` and ``PARSE_WORKERS``;
+    a serial parse. ``block_bytes`` and ``workers`` default to ``sources.BLOCK_BYTES`` and ``PARSE_WORKERS``;
     ``workers=0`` parses every block here. The threads are shut down (queued blocks dropped, running ones
     waited for) when the generator ends, raises or is closed.
     """
@@ -320,9 +320,10 @@ def csv_row_lines(path: str | os.PathLike, *, header: bool | str = "auto",
         it reads without skipping any; ``n_fields`` the field count of the first non-blank line, label included.
 
     >>> import pathlib, tempfile
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "tiny.csv"
-    >>> _ = p.write_bytes(b"\\nlabel,a\\n7,0\\n \\r\\n2,255")
-    >>> lines, n_fields = csv_row_lines(p)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = pathlib.Path(d) / "tiny.csv"
+    ...     _ = p.write_bytes(b"\\nlabel,a\\n7,0\\n \\r\\n2,255")
+    ...     lines, n_fields = csv_row_lines(p)
     >>> lines.tolist(), n_fields
     ([3, 5], 2)
     """

@@ -57,12 +57,14 @@ def read_chunks(path: str | os.PathLike, *, chunk_rows: int = 8192, label_col: i
     Returns:
         An iterator of ``Chunk(x uint8 (n, n_features), y int64 (n,) or None)``. The file is checked for
         existence now; everything else is read and validated lazily. A CSV of several blocks is parsed a few
-        blocks ahead by ``PARSE_WORKERS`` threads, which end with the iterator (exhausted, raising or closed).
+        blocks ahead by ``csv_format.PARSE_WORKERS`` threads, which end with the iterator (exhausted, raising or
+        closed).
 
     >>> import pathlib, tempfile
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "tiny.csv"
-    >>> _ = p.write_bytes(b"label,a,b\\r\\n3,0,255\\r\\n1,7,8\\r\\n2,9,10\\r\\n")
-    >>> [(c.x.tolist(), c.y.tolist()) for c in read_chunks(p, chunk_rows=2)]
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = pathlib.Path(d) / "tiny.csv"
+    ...     _ = p.write_bytes(b"label,a,b\\r\\n3,0,255\\r\\n1,7,8\\r\\n2,9,10\\r\\n")
+    ...     [(c.x.tolist(), c.y.tolist()) for c in read_chunks(p, chunk_rows=2)]
     [([[0, 255], [7, 8]], [3, 1]), ([[9, 10]], [2])]
     """
     path = Path(path)
@@ -108,10 +110,11 @@ def read_arrays(path: str | os.PathLike, *, label_col: int | str | None = 0, hea
             Cache files are written atomically (temp file, then rename).
 
     >>> import pathlib, tempfile
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "tiny.csv"
-    >>> _ = p.write_bytes(b"3,0,255\\n1,7,8\\n")
-    >>> c = read_arrays(p, cache_dir=p.parent / "cache")
-    >>> c.x.tolist(), c.y.tolist(), read_arrays(p, cache_dir=p.parent / "cache").y.tolist()
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = pathlib.Path(d) / "tiny.csv"
+    ...     _ = p.write_bytes(b"3,0,255\\n1,7,8\\n")
+    ...     c = read_arrays(p, cache_dir=p.parent / "cache")
+    ...     c.x.tolist(), c.y.tolist(), read_arrays(p, cache_dir=p.parent / "cache").y.tolist()
     ([[0, 255], [7, 8]], [3, 1], [3, 1])
     """
     return read_arrays_with_sha256(path, label_col=label_col, header=header, n_classes=n_classes,

@@ -1,7 +1,8 @@
 """Byte sources: a data file's bytes in blocks, raw or gunzipped (detected by magic bytes), and exact-size reads.
 
-Holds ``BLOCK_BYTES``, the one block size of every reader (the CSV and IDX modules read it at call time, so setting
-it here changes both). May import the standard library and ``pipelines.chunk``; nothing else of ``pipelines``.
+Holds ``BLOCK_BYTES``, the one block size of the CSV and IDX parsers: they look it up here when they start reading
+(so setting it here changes both), except ``csv_row_lines``, whose default is taken at import.
+May import the standard library and ``pipelines.chunk``; nothing else of ``pipelines``.
 """
 
 from __future__ import annotations

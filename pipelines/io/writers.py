@@ -17,8 +17,8 @@ def write_csv(path: str | os.PathLike, x: np.ndarray, y: np.ndarray | None = Non
     """Write ``x`` (n, k) integers with labels ``y`` first (mnist-in-csv layout); ``.gz`` paths are gzipped.
 
     >>> import pathlib, tempfile
-    >>> p = write_csv(pathlib.Path(tempfile.mkdtemp()) / "t.csv", np.array([[1, 2]]), np.array([5]))
-    >>> p.read_text()
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     write_csv(pathlib.Path(d) / "t.csv", np.array([[1, 2]]), np.array([5])).read_text()
     'label,1,2\\n5,1,2\\n'
     """
     import gzip
@@ -40,8 +40,8 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> Path:
     """Write an IDX file (uint8 etc., big-endian); ``.gz`` paths are gzipped.
 
     >>> import pathlib, tempfile
-    >>> p = write_idx(pathlib.Path(tempfile.mkdtemp()) / "t-labels-idx1-ubyte", np.array([7, 2], np.uint8))
-    >>> p.read_bytes().hex()
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     write_idx(pathlib.Path(d) / "t-labels-idx1-ubyte", np.array([7, 2], np.uint8)).read_bytes().hex()
     '00000801000000020702'
     """
     import gzip
