@@ -1,6 +1,9 @@
 """pipelines: CSV/IDX reading, dataset fetching and generator stages over ``Chunk(x, y)`` arrays.
 
-Never imports ``functional_nn``. I/O lives in ``io`` and ``datasets``; ``stages`` and ``stats`` are pure.
+Never imports ``functional_nn`` nor any application code (``functional_nn.app``, ``scripts``): it needs only NumPy,
+attrs and the standard library (and Pillow, lazily, in ``images``). I/O lives in the ``io`` package (one module per
+idea: byte sources, bad rows, CSV, IDX, parse cache, readers, writers) and in ``datasets``; ``stages`` and ``stats``
+are pure.
 """
 
 from pipelines.chunk import Chunk, DataError, DataWarning, concat_chunks

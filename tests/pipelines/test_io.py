@@ -15,8 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines import DataError, DataWarning, read_arrays, read_chunks, write_csv, write_idx
-from pipelines import io
-from pipelines.io import BLOCK_BYTES, _BadRows, _CsvSpec, _csv_parts, _fast_block, csv_row_lines
+from pipelines.io import csv_format, csv_row_lines, sources
+from pipelines.io.bad_rows import _BadRows
+from pipelines.io.csv_format import _csv_parts, _CsvSpec, _fast_block
+from pipelines.io.sources import BLOCK_BYTES
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "data" / "fixtures"
@@ -405,7 +407,7 @@ def test_parallel_parse_equals_serial(tmp_path, monkeypatch, line_end, name):
         got_x, got_y, _ = _parse(path, workers=workers, block_bytes=block)
         np.testing.assert_array_equal(got_x, x)
         np.testing.assert_array_equal(got_y, y)
-    monkeypatch.setattr(io, "BLOCK_BYTES", block)  # the public readers, with the default PARSE_WORKERS
+    monkeypatch.setattr(sources, "BLOCK_BYTES", block)  # the public readers, with the default PARSE_WORKERS
     whole = read_arrays(path)
     np.testing.assert_array_equal(whole.x, x)
     np.testing.assert_array_equal(whole.y, y)
@@ -450,8 +452,8 @@ def test_bad_rows_in_later_blocks_keep_their_lines(tmp_path, monkeypatch, worker
     lines[900 + 1] = b" " + lines[900 + 1].replace(b",", b",+", 1)  # odd but valid: " 7,+0,..."
     lines[2000 + 1] = lines[2000 + 1].replace(b",", b".0,", 1)  # "7.0,..."
     path.write_bytes(line_end.encode().join(lines))
-    monkeypatch.setattr(io, "BLOCK_BYTES", 16 << 10)
-    monkeypatch.setattr(io, "PARSE_WORKERS", workers)
+    monkeypatch.setattr(sources, "BLOCK_BYTES", 16 << 10)
+    monkeypatch.setattr(csv_format, "PARSE_WORKERS", workers)
     before = threading.active_count()
     with pytest.raises(DataError, match=r"d\.csv:1702: column 2 \('1'\): non-numeric field 'x0'") as error:
         read_arrays(path)
@@ -479,14 +481,14 @@ def test_truncated_gzip_of_many_blocks_names_the_same_line(tmp_path):
 
 def test_worker_errors_reach_the_caller(tmp_path, monkeypatch):
     path, _, _ = _digits_csv(tmp_path / "d.csv", 3000)
-    real = io._fast_block
+    real = csv_format._fast_block
 
     def failing(data, spec):
         if threading.current_thread().name.startswith("fnn-parse"):
             raise MemoryError("worker failed")
         return real(data, spec)
 
-    monkeypatch.setattr(io, "_fast_block", failing)
+    monkeypatch.setattr(csv_format, "_fast_block", failing)
     before = threading.active_count()
     with pytest.raises(MemoryError, match="worker failed"):
         _parse(path, workers=2, block_bytes=16 << 10)
@@ -498,7 +500,7 @@ def test_worker_errors_reach_the_caller(tmp_path, monkeypatch):
 def test_fixtures_in_tiny_blocks(monkeypatch, name):
     """The real fixture rows (CRLF, lines of ~2 kB) cut into 1 kB blocks: many blocks, no line in one piece."""
     whole = read_arrays(FIXTURES / name)
-    monkeypatch.setattr(io, "BLOCK_BYTES", 1024)
+    monkeypatch.setattr(sources, "BLOCK_BYTES", 1024)
     small = read_arrays(FIXTURES / name)
     np.testing.assert_array_equal(small.x, whole.x)
     np.testing.assert_array_equal(small.y, whole.y)
@@ -508,7 +510,7 @@ def test_fixtures_in_tiny_blocks(monkeypatch, name):
                          ids=[c[0] for c in CORPUS if ".csv" in c[0]])
 def test_malformed_corpus_in_tiny_blocks(monkeypatch, name, options, expected):
     """The same messages (line numbers included) when every CSV in the corpus spans several 8-byte blocks."""
-    monkeypatch.setattr(io, "BLOCK_BYTES", 8)
+    monkeypatch.setattr(sources, "BLOCK_BYTES", 8)
     path = MALFORMED / name
     with pytest.raises(DataError) as info:
         read_arrays(path, **options)
