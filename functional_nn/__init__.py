@@ -67,7 +67,7 @@ from functional_nn.optim import (
 )
 from functional_nn.params import INITS, Dense, init_dense, init_mlp, readonly
 from functional_nn.schedules import constant, exponential_decay, step_decay, warmup_cosine
-from functional_nn.train import batch_xy, evaluate, make_train_step, train_step
+from functional_nn.train import Evaluation, StepMetrics, batch_xy, evaluate, make_train_step, train_step
 from functional_nn.tree import (
     TreeDef,
     pytree_class,
@@ -83,8 +83,8 @@ from functional_nn.tree import (
 __all__ = [
     "ACTIVATIONS", "DERIVATIVES", "INITS",
     "AdamState", "Best", "ChainState", "Checkpoint", "CheckpointError", "ClipState", "Dense", "Diverged",
-    "EpochMetrics", "FusedOptimizer", "MomentumState", "Optimizer", "RmspropState", "SgdState", "TrainState",
-    "TreeDef",
+    "EpochMetrics", "Evaluation", "FusedOptimizer", "MomentumState", "Optimizer", "RmspropState", "SgdState",
+    "StepMetrics", "TrainState", "TreeDef",
     "adam", "adamw", "apply_updates", "backprop", "batch_xy", "chain", "clip_by_global_norm", "constant",
     "cross_entropy", "dropout_masks", "early_stopping", "evaluate", "exponential_decay", "fit", "forward",
     "global_norm", "grad", "identity", "identity_derivative", "init_dense", "init_mlp", "initial_state",

@@ -177,7 +177,8 @@ def fit(
     """Train epoch after epoch, lazily: one :class:`TrainState` per epoch, without end (bound it with take_epochs).
 
     Args:
-        step: ``step(params, opt_state, x, y, rng) -> (params, opt_state, {"loss": float, "accuracy": float})``,
+        step: ``step(params, opt_state, x, y, rng) -> (params, opt_state, metrics)`` with ``metrics.loss`` and
+            ``metrics.accuracy`` (a :class:`~functional_nn.train.StepMetrics`),
             as :func:`~functional_nn.train.make_train_step` returns.
         state: where to start: :func:`initial_state`, or a record of an earlier fold to resume from.
         epoch_batches: ``epoch -> batches`` (epoch from 1); each batch a ``(x, y)`` pair or has ``.x`` / ``.y``
@@ -216,13 +217,13 @@ def fit(
             x, y = batch_xy(b)
             new_params, new_opt_state, m = step(params, opt_state, x, y,
                                                 None if batch_rng is None else batch_rng(epoch, index))
-            if not math.isfinite(m["loss"]):
-                raise Diverged(m["loss"], epoch, index + 1, _partial(state, params, opt_state, steps, index,
+            if not math.isfinite(m.loss):
+                raise Diverged(m.loss, epoch, index + 1, _partial(state, params, opt_state, steps, index,
                                                                      loss_sum, correct, rows))
             params, opt_state = new_params, new_opt_state
             n = len(y)
-            loss_sum += m["loss"] * n
-            correct += int(round(m["accuracy"] * n))
+            loss_sum += m.loss * n
+            correct += int(round(m.accuracy * n))
             rows += n
             index += 1
             steps += 1
@@ -254,7 +255,7 @@ def with_validation(states: Iterable[TrainState], *, batches: Callable[[], Itera
     for state in states:
         if state.finished_epoch:
             result = evaluate(state.params, batches() if callable(batches) else batches, n_classes=n_classes)
-            metrics = attrs.evolve(state.metrics, val_loss=result["loss"], val_accuracy=result["accuracy"])
+            metrics = attrs.evolve(state.metrics, val_loss=result.loss, val_accuracy=result.accuracy)
             state = attrs.evolve(state, metrics=metrics)
         yield state
 

@@ -12,15 +12,46 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
+import attrs
 import numpy as np
 
 from functional_nn.model import backprop, cross_entropy, dropout_masks, forward, with_leaves
 from functional_nn.optim import FusedOptimizer, Optimizer, apply_updates
+from functional_nn.params import readonly
 
-__all__ = ["batch_xy", "evaluate", "make_train_step", "train_step"]
+__all__ = ["Evaluation", "StepMetrics", "batch_xy", "evaluate", "make_train_step", "train_step"]
 
 Params = Any
-Step = Callable[..., tuple[Params, Any, dict]]
+
+
+@attrs.frozen
+class StepMetrics:
+    """The figures of one training batch, before its update: mean loss and accuracy (Python floats)."""
+
+    loss: float
+    accuracy: float
+
+
+@attrs.frozen(eq=False)
+class Evaluation:
+    """What :func:`evaluate` measures over a set of batches.
+
+    Attributes:
+        loss: mean cross-entropy over the rows (a Python float).
+        accuracy: share of the rows classified right.
+        confusion: int64 (n_classes, n_classes), rows = true label, columns = prediction (read-only).
+        per_class_accuracy: float64 (n_classes,), NaN for a class with no rows (read-only).
+        n: number of rows.
+    """
+
+    loss: float
+    accuracy: float
+    confusion: np.ndarray = attrs.field(converter=readonly)
+    per_class_accuracy: np.ndarray = attrs.field(converter=readonly)
+    n: int
+
+
+Step = Callable[..., tuple[Params, Any, StepMetrics]]
 
 
 def _labels(y: np.ndarray) -> np.ndarray:
@@ -43,7 +74,7 @@ def train_step(
     optimizer: Optimizer,
     l2: float = 0.0,
     dropout: float = 0.0,
-) -> tuple[Params, Any, dict[str, float]]:
+) -> tuple[Params, Any, StepMetrics]:
     """One optimisation step: ``grads = grad(loss)``, ``optimizer.update``, ``apply_updates``.
 
     Args:
@@ -57,8 +88,8 @@ def train_step(
         dropout: drop probability of hidden units, in [0, 1).
 
     Returns:
-        ``(params, opt_state, metrics)``; metrics ``{"loss": float, "accuracy": float}`` are those of this batch
-        before the update, computed from the same (dropped-out, when ``dropout > 0``) forward pass as the gradient.
+        ``(params, opt_state, metrics)``; :class:`StepMetrics` ``metrics.loss`` and ``metrics.accuracy`` are those of
+        this batch before the update, computed from the same (dropped-out, when ``dropout > 0``) forward pass as the gradient.
     """
     masks = None
     if dropout > 0:
@@ -76,8 +107,7 @@ def train_step(
         value, grad_leaves, logits = backprop(params, x, y, l2=l2, masks=masks)
         updates, opt_state = optimizer.update(with_leaves(params, grad_leaves), opt_state, params)
         params = apply_updates(params, updates)
-    metrics = {"loss": float(value), "accuracy": _accuracy(logits, np.asarray(y))}
-    return params, opt_state, metrics
+    return params, opt_state, StepMetrics(float(value), _accuracy(logits, np.asarray(y)))
 
 
 def make_train_step(optimizer: Optimizer, *, l2: float = 0.0, dropout: float = 0.0) -> Step:
@@ -90,8 +120,8 @@ def make_train_step(optimizer: Optimizer, *, l2: float = 0.0, dropout: float = 0
     >>> step = make_train_step(opt)
     >>> x, y = np.ones((4, 2), np.float32), np.array([0, 1, 2, 0])
     >>> params, state, metrics = step(params, opt.init(params), x, y, None)
-    >>> sorted(metrics), int(state.step)
-    (['accuracy', 'loss'], 1)
+    >>> 0 <= metrics.accuracy <= 1, int(state.step)
+    (True, 1)
     """
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
@@ -110,7 +140,7 @@ def batch_xy(batch: Any) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def evaluate(params: Params, batches: Iterable[Any], *, n_classes: int) -> dict[str, Any]:
+def evaluate(params: Params, batches: Iterable[Any], *, n_classes: int) -> Evaluation:
     """Loss, accuracy and confusion matrix over an iterable of batches (no dropout, no L2 term).
 
     Args:
@@ -120,9 +150,8 @@ def evaluate(params: Params, batches: Iterable[Any], *, n_classes: int) -> dict[
         n_classes: number of classes (the logits' width).
 
     Returns:
-        ``{"loss": float (mean over examples), "accuracy": float, "confusion": int64 (n_classes, n_classes)
-        with rows = true label and columns = prediction, "per_class_accuracy": float64 (n_classes,)
-        (nan for a class with no examples), "n": int}``.
+        An :class:`Evaluation`: ``loss`` (mean over rows), ``accuracy``, ``confusion`` (int64, rows = true label,
+        columns = prediction), ``per_class_accuracy`` (float64, NaN for a class with no rows) and ``n``.
 
     Raises:
         ValueError: if ``batches`` holds no rows or the logits are not ``n_classes`` wide.
@@ -130,7 +159,7 @@ def evaluate(params: Params, batches: Iterable[Any], *, n_classes: int) -> dict[
     >>> from functional_nn.params import Dense
     >>> params = (Dense(np.eye(2, dtype=np.float32), np.zeros(2, np.float32)),)
     >>> out = evaluate(params, [(np.array([[1.0, 0.0], [0.0, 1.0]], np.float32), np.array([0, 0]))], n_classes=2)
-    >>> out["accuracy"], out["confusion"].tolist(), out["per_class_accuracy"].tolist(), out["n"]
+    >>> out.accuracy, out.confusion.tolist(), out.per_class_accuracy.tolist(), out.n
     (0.5, [[1, 1], [0, 0]], [0.5, nan], 2)
     """
     total_loss, n = 0.0, 0
@@ -153,10 +182,5 @@ def evaluate(params: Params, batches: Iterable[Any], *, n_classes: int) -> dict[
     support = confusion.sum(axis=1)
     per_class = np.full(n_classes, np.nan)
     np.divide(np.diag(confusion), support, out=per_class, where=support > 0)
-    return {
-        "loss": total_loss / n,
-        "accuracy": float(np.trace(confusion)) / n,
-        "confusion": confusion,
-        "per_class_accuracy": per_class,
-        "n": n,
-    }
+    return Evaluation(loss=total_loss / n, accuracy=float(np.trace(confusion)) / n, confusion=confusion,
+                      per_class_accuracy=per_class, n=n)

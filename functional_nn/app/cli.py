@@ -299,13 +299,13 @@ def _evaluate(args) -> int:
     norm = _data.normalizer(meta["normalization"], meta.get("dtype", "float32"))
     result = fnn.evaluate(params, _data.eval_batches(chunk, norm), n_classes=n_classes)
     classes = _data.class_names(n_classes, meta.get("classes"))
-    confusion = np.asarray(result["confusion"])
+    confusion = np.asarray(result.confusion)
     off = [(int(confusion[t, p]), classes[t], classes[p]) for t in range(n_classes) for p in range(n_classes)
            if t != p and confusion[t, p] > 0]
     top = sorted(off, key=lambda c: -c[0])[:5]
-    report = {"data": str(where), "checkpoint": args.checkpoint, "n": int(result["n"]),
-              "loss": float(result["loss"]), "accuracy": float(result["accuracy"]),
-              "per_class_accuracy": dict(zip(classes, map(_nan_to_none, result["per_class_accuracy"]))),
+    report = {"data": str(where), "checkpoint": args.checkpoint, "n": int(result.n),
+              "loss": float(result.loss), "accuracy": float(result.accuracy),
+              "per_class_accuracy": dict(zip(classes, map(_nan_to_none, result.per_class_accuracy))),
               "top_confusions": [{"true": t, "predicted": p, "count": c} for c, t, p in top],
               "classes": classes, "confusion": confusion.tolist()}
     if args.json:

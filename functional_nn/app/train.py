@@ -528,11 +528,11 @@ def _finish(run_dir, *, test, settings, norm_stage, classes, plots, output) -> i
     return 0
 
 
-def evaluation_metrics(result: Mapping) -> dict:
+def evaluation_metrics(result: fnn.Evaluation) -> dict:
     """The JSON-ready test figures of an ``evaluate`` result, as metrics.json records them."""
-    return {"test_loss": float(result["loss"]), "test_accuracy": float(result["accuracy"]),
-            "per_class_accuracy": [_nan_to_none(a) for a in result["per_class_accuracy"]],
-            "confusion": np.asarray(result["confusion"]).tolist(), "n_test": int(result["n"])}
+    return {"test_loss": float(result.loss), "test_accuracy": float(result.accuracy),
+            "per_class_accuracy": [_nan_to_none(a) for a in result.per_class_accuracy],
+            "confusion": np.asarray(result.confusion).tolist(), "n_test": int(result.n)}
 
 
 def _nan_to_none(value) -> float | None:

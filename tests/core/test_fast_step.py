@@ -38,6 +38,7 @@ from functional_nn import (
     warmup_cosine,
 )
 from functional_nn.ops import ACTIVATIONS
+from functional_nn.train import StepMetrics
 
 FUSED = {
     "sgd": lambda: sgd(0.1),
@@ -66,7 +67,7 @@ def composed_step(params, opt_state, x, y, rng, *, optimizer, l2=0.0, dropout=0.
         if masks is not None and i < len(params) - 1:
             h = h * masks[i]
     accuracy = float(np.mean(np.argmax(h, axis=1) == y))
-    return apply_updates(params, updates), opt_state, {"loss": float(value), "accuracy": accuracy}
+    return apply_updates(params, updates), opt_state, StepMetrics(float(value), accuracy)
 
 
 def plain_step(layers, state, x, y, *, kind, lr, t):
@@ -136,7 +137,7 @@ def test_fast_step_is_bitwise_the_composed_reference_and_pure(name, l2, dropout)
             np.testing.assert_array_equal(after, before)  # pure: arguments unchanged
         *ref, m_ref = composed_step(*ref, x, y, rng_ref, optimizer=optimizer, l2=l2, dropout=dropout)
         if name in ROUNDING_ONLY:
-            np.testing.assert_allclose(m_fast["loss"], m_ref["loss"], rtol=1e-6)
+            np.testing.assert_allclose(m_fast.loss, m_ref.loss, rtol=1e-6)
             assert_close(fast, ref)
             fast = ref  # compare one step at a time: start the next from the same point
         else:

@@ -36,7 +36,7 @@ def test_small_mlp_overfits_64_random_examples():
     for _ in range(300):
         params, state, metrics = step(params, state, x, y, None)
     assert np.mean(predict(params, x) == y) == 1.0
-    assert metrics["accuracy"] == 1.0 and metrics["loss"] < 0.05
+    assert metrics.accuracy == 1.0 and metrics.loss < 0.05
 
 
 def run(seed, steps=5, dropout=0.3):
@@ -61,9 +61,9 @@ def test_metrics_describe_the_batch_before_the_update():
     params = init_mlp(np.random.default_rng(0), [20, 8, 10])
     opt = sgd(0.1)
     new_params, state, metrics = make_train_step(opt)(params, opt.init(params), x, y, None)
-    assert set(metrics) == {"loss", "accuracy"} and all(type(v) is float for v in metrics.values())
-    np.testing.assert_allclose(metrics["loss"], float(loss(params, x, y)), rtol=1e-6)
-    assert metrics["accuracy"] == float(np.mean(predict(params, x) == y))
+    assert type(metrics.loss) is float and type(metrics.accuracy) is float
+    np.testing.assert_allclose(metrics.loss, float(loss(params, x, y)), rtol=1e-6)
+    assert metrics.accuracy == float(np.mean(predict(params, x) == y))
     assert not np.array_equal(new_params[0].w, params[0].w) and int(state.step) == 1
 
 
@@ -104,19 +104,19 @@ def test_evaluate_matches_the_model_functions():
     batches = [(x[:20], y[:20]), Batch(x[20:45], y[20:45]), (x[45:], np.eye(10)[y[45:]])]
     out = evaluate(params, iter(batches), n_classes=10)
     pred = predict(params, x)
-    assert out["n"] == 50
-    np.testing.assert_allclose(out["loss"], float(loss(params, x, y)), rtol=1e-5)
-    assert out["accuracy"] == float(np.mean(pred == y))
+    assert out.n == 50
+    np.testing.assert_allclose(out.loss, float(loss(params, x, y)), rtol=1e-5)
+    assert out.accuracy == float(np.mean(pred == y))
     expected = np.zeros((10, 10), np.int64)
     np.add.at(expected, (y, pred), 1)
-    np.testing.assert_array_equal(out["confusion"], expected)
-    assert out["confusion"].dtype == np.int64
+    np.testing.assert_array_equal(out.confusion, expected)
+    assert out.confusion.dtype == np.int64
     support = expected.sum(axis=1)
     for k in range(10):
         if support[k]:
-            np.testing.assert_allclose(out["per_class_accuracy"][k], expected[k, k] / support[k])
+            np.testing.assert_allclose(out.per_class_accuracy[k], expected[k, k] / support[k])
         else:
-            assert np.isnan(out["per_class_accuracy"][k])
+            assert np.isnan(out.per_class_accuracy[k])
 
 
 def test_evaluate_rejects_empty_input_and_wrong_n_classes():
@@ -126,6 +126,6 @@ def test_evaluate_rejects_empty_input_and_wrong_n_classes():
     x, y = data(n=4)
     with pytest.raises(ValueError, match="no batches"):
         evaluate(params, [(x[:0], y[:0])], n_classes=10)
-    assert evaluate(params, [(x[:0], y[:0]), (x, y)], n_classes=10)["n"] == 4  # empty batches are skipped
+    assert evaluate(params, [(x[:0], y[:0]), (x, y)], n_classes=10).n == 4  # empty batches are skipped
     with pytest.raises(ValueError, match="n_classes is 5"):
         evaluate(params, [(x, y % 5)], n_classes=5)
