@@ -1,16 +1,16 @@
 """Peak resident memory and wall time of a default ``fnn train``, run in a subprocess from a temporary folder.
 
-The child is this environment's installed ``fnn`` (its console script beside ``sys.executable``, else
-``python -m functional_nn.app.cli``) and imports the same ``functional_nn`` as this process: when that is a source
-checkout, the checkout goes first on the child's ``PYTHONPATH``. An I/O edge (subprocesses, files, the clock).
-Imports the standard library, ``pipelines.datasets``, ``functional_nn.app.runs`` and the bench's ``data``.
+The child is ``fnn`` as this interpreter has it installed: its entry point ``functional_nn.app.cli:main``, called
+by ``python -c`` (an editable install's console script can name an entry point that has since moved). It imports the
+same ``functional_nn`` as this process: when that is a source checkout, the checkout goes first on its
+``PYTHONPATH``. An I/O edge (subprocesses, files, the clock). Imports the standard library, ``pipelines.datasets``,
+``functional_nn.app.runs`` and the bench's ``data``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,10 +37,7 @@ with open(sys.argv[1], "w") as f:
 """
 
 
-def fnn_command() -> list[str]:
-    """How to start this environment's ``fnn``: its console script, else ``python -m functional_nn.app.cli``."""
-    exe = shutil.which("fnn", path=str(Path(sys.executable).parent))
-    return [exe] if exe else [sys.executable, "-m", "functional_nn.app.cli"]
+FNN = ("-c", "import sys; from functional_nn.app.cli import main; sys.exit(main())")  # the console script's call
 
 
 def child_env() -> dict[str, str]:
@@ -61,7 +58,7 @@ def measure_fnn_train(extra_args: Sequence[str], data_dir: Path) -> dict[str, An
     with tempfile.TemporaryDirectory(prefix="fnn-bench-") as tmp:
         log, run_dir, usage = Path(tmp) / "log.txt", Path(tmp) / "run", Path(tmp) / "usage.json"
         train = ["train", "--data-dir", str(data_dir.resolve()), "--out", str(run_dir), *extra_args]
-        argv = [sys.executable, "-c", RSS_WRAPPER, str(usage), *fnn_command(), *train]
+        argv = [sys.executable, "-c", RSS_WRAPPER, str(usage), sys.executable, *FNN, *train]
         t0 = time.perf_counter()  # includes the wrapper's start (~20 ms)
         with open(log, "wb") as out:
             subprocess.run(argv, cwd=tmp, stdout=out, stderr=subprocess.STDOUT, env=child_env(), check=False)
