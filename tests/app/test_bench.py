@@ -181,6 +181,20 @@ def test_quick_data_without_a_checkout_is_synthetic(tmp_path, monkeypatch):
     assert "no MNIST training CSV under data/ (run `fnn fetch`)" in data.missing_csv(None, "fnn bench")
 
 
+def test_fnn_bench_needs_no_checkout(tmp_path, monkeypatch, capsys):
+    """fnn bench runs the package, not scripts/bench.py: without a checkout --quick still works (synthetic rows).
+
+    test_wheel_install.py runs it from a real install."""
+    from functional_nn.app import cli
+    from functional_nn.app.bench import data
+
+    monkeypatch.setattr(data, "checkout_root", lambda: None)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["bench", "--quick", "--json", "--no-peers", "--configs", "a"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["settings"]["data"] == "synthetic CSV" and report["configs"]["a"]["timings"]["ours"]["median"] > 0
+
+
 def test_fnn_train_child_runs_this_checkout_from_anywhere():
     """The measured `fnn train` imports the same functional_nn as the harness and finds fnn's data layout."""
     from functional_nn.app.bench import data, train_run
