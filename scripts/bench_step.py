@@ -33,11 +33,16 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench.py, beside this file
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's packages
 
-import bench  # noqa: E402
 from functional_nn import adam, init_mlp, make_train_step, optim, tree_leaves  # noqa: E402
+from functional_nn.app.bench import data as bench_data  # noqa: E402
+from functional_nn.app.bench.cli import OneLineParser  # noqa: E402
+from functional_nn.app.bench.configs import BATCH_SIZE, CONFIGS, SEED, SETTLE_SECONDS  # noqa: E402
+from functional_nn.app.bench.feed import epoch_batches_factory  # noqa: E402
+from functional_nn.app.bench.floor import make_floor  # noqa: E402
+from functional_nn.app.bench.machine import set_malloc  # noqa: E402
+from functional_nn.app.bench.ours import make_ours  # noqa: E402
 from functional_nn.model import _rebuild  # noqa: E402
 
 B1, B2, EPS = 0.9, 0.999, 1e-8
@@ -51,7 +56,7 @@ def make_inline(config: dict, batches: Callable) -> Callable[..., float]:
 
     def run(epoch: int, keep: list | None = None) -> float:
         """Seconds for the epoch; with ``keep``, the final parameter arrays are appended to it (for tests)."""
-        params = init_mlp(np.random.default_rng(bench.SEED), sizes, activation=config["activation"])
+        params = init_mlp(np.random.default_rng(SEED), sizes, activation=config["activation"])
         p = [np.array(leaf) for leaf in tree_leaves(params)]  # [w0, b0, w1, b1, ...]
         ms, vs = [np.zeros_like(a) for a in p], [np.zeros_like(a) for a in p]
         t = 0
@@ -109,11 +114,11 @@ def make_overhead(config: dict, steps: int = 1000) -> Callable[[int], float]:
     optimizer = getattr(optim, config["optimizer"])(config["lr"])
     step = make_train_step(optimizer)
     rng = np.random.default_rng(1)
-    x = rng.random((bench.BATCH_SIZE, sizes[0]), dtype=np.float32)
-    y = rng.integers(0, sizes[-1], bench.BATCH_SIZE)
+    x = rng.random((BATCH_SIZE, sizes[0]), dtype=np.float32)
+    y = rng.integers(0, sizes[-1], BATCH_SIZE)
 
     def run(epoch: int) -> float:
-        params = init_mlp(np.random.default_rng(bench.SEED), sizes)
+        params = init_mlp(np.random.default_rng(SEED), sizes)
         state = optimizer.init(params)
         t0 = time.perf_counter()
         for _ in range(steps):
@@ -128,7 +133,7 @@ def make_adam_update(sizes=(784, 256, 128, 10), steps: int = 300) -> Callable[[i
     optimizer = adam(1e-3)
     fused = optimizer.update.fused
     rng = np.random.default_rng(2)
-    params0 = init_mlp(np.random.default_rng(bench.SEED), sizes)
+    params0 = init_mlp(np.random.default_rng(SEED), sizes)
     grads0 = [rng.standard_normal(leaf.shape, dtype=np.float32) * 0.01 for leaf in tree_leaves(params0)]
 
     def run(epoch: int) -> float:
@@ -144,7 +149,7 @@ def make_adam_update(sizes=(784, 256, 128, 10), steps: int = 300) -> Callable[[i
 
 
 def main(argv=None) -> int:
-    p = bench.OneLineParser(prog="bench_step", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="bench_step", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", help="MNIST training CSV (default: data/**/mnist_train.csv)")
     p.add_argument("--rounds", type=int, default=7, help="alternating rounds (default 7)")
     p.add_argument("--quick", action="store_true", help="fixture data, one round, fewer steps (CI smoke run)")
@@ -153,24 +158,23 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.rounds < 1:
         p.error("--rounds must be at least 1")
-    malloc = bench.tune_malloc() if args.malloc == "tuned" else "glibc defaults"
-    csv = bench.find_fixture() if args.quick else bench.find_csv(args.data)
-    if csv is None or not csv.exists():
-        missing = f"{csv}: no such file" if csv else "no MNIST training CSV under data/ (run `fnn fetch`)"
-        print(f"bench_step: {missing}; pass --data PATH/mnist_train.csv", file=sys.stderr)
+    malloc, _ = set_malloc(args.malloc)
+    csv = bench_data.find_fixture() if args.quick else bench_data.find_csv(args.data)
+    if csv is None or not csv.is_file():
+        print(bench_data.missing_csv(csv, "bench_step"), file=sys.stderr)
         return 2
-    loaded = bench.load_training_csv(csv, "bench_step")
+    loaded = bench_data.load_training_csv(csv, "bench_step")
     if loaded is None:
         return 2
     x_u8, y = loaded
     rounds, small = (1, 20) if args.quick else (args.rounds, None)
     rows: dict[str, Callable[[int], float]] = {}
-    for key, config in bench.CONFIGS.items():
+    for key, config in CONFIGS.items():
         config = {**config, "sizes": (x_u8.shape[1], *config["sizes"][1:])}
-        feed_name, feed = bench.epoch_batches_factory(x_u8, y, bench.BATCH_SIZE)
-        rows[f"({key}) fed, s/epoch"] = bench.make_floor(config["sizes"], len(y), bench.BATCH_SIZE, batches=feed)
+        feed_name, feed = epoch_batches_factory(x_u8, y, BATCH_SIZE)
+        rows[f"({key}) fed, s/epoch"] = make_floor(config["sizes"], len(y), BATCH_SIZE, batches=feed)
         rows[f"({key}) inline, s/epoch"] = make_inline(config, feed)
-        rows[f"({key}) ours, s/epoch"] = bench.make_ours(config, x_u8, y, bench.BATCH_SIZE)[1]
+        rows[f"({key}) ours, s/epoch"] = make_ours(config, x_u8, y, BATCH_SIZE)[1]
         rows[f"({key}) overhead, us/step"] = make_overhead(config, steps=small or 1000)
     rows["adam update 784-256-128-10, us/step"] = make_adam_update(steps=small or 300)
     for run in rows.values():  # warm-up, not timed
@@ -178,13 +182,13 @@ def main(argv=None) -> int:
     samples: dict[str, list[float]] = {name: [] for name in rows}
     for r in range(rounds):
         for name, run in rows.items():
-            time.sleep(0 if args.quick else bench.SETTLE_SECONDS)
+            time.sleep(0 if args.quick else SETTLE_SECONDS)
             samples[name].append(run(r + 1))
-    print(f"bench_step: {csv} ({len(y)} rows), batch {bench.BATCH_SIZE}, {rounds} round(s); malloc: {malloc}")
+    print(f"bench_step: {csv} ({len(y)} rows), batch {BATCH_SIZE}, {rounds} round(s); malloc: {malloc}")
     print(f"  {'':38s} {'median':>9s} {'min':>9s}")
     for name, values in samples.items():
         print(f"  {name:38s} {statistics.median(values):9.3f} {min(values):9.3f}")
-    for key in bench.CONFIGS:
+    for key in CONFIGS:
         fed, inline, ours = (statistics.median(samples[f"({key}) {n}, s/epoch"]) for n in ("fed", "inline", "ours"))
         print(f"  ({key}) inline / fed {inline / fed:.2f}, ours / inline {ours / inline:.2f},"
               f" ours / fed {ours / fed:.2f}")

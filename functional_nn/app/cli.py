@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", choices=CHECKPOINTS, default="model")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
-    p = sub.add_parser("bench", help="benchmark the training step (scripts/bench.py)", add_help=False)
+    p = sub.add_parser("bench", help="benchmark the training step (see README, Performance)", add_help=False)
     p.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
@@ -459,14 +459,9 @@ def _report(args) -> int:
 
 
 def _bench(argv: list[str]) -> int:
-    script = REPO_ROOT / "scripts" / "bench.py"
-    if not script.is_file():
-        raise UsageError(f"fnn bench runs {script}, which is not there (it ships with the source checkout)")
-    spec = importlib.util.spec_from_file_location("_fnn_bench_script", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    status = module.main(argv, prog=f"{PROG} bench")
-    return 0 if status is None else int(status)
+    from functional_nn.app.bench import main as bench_main  # the harness loads only for this command
+
+    return bench_main(argv, prog=f"{PROG} bench")
 
 
 if __name__ == "__main__":

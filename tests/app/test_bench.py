@@ -1,4 +1,6 @@
-"""The benchmark harness runs end to end in its quick mode and emits well-formed JSON (no timing is asserted)."""
+"""The benchmark harness (``functional_nn.app.bench``, run by ``scripts/bench.py`` and ``fnn bench``) runs end to end
+in its quick mode and emits well-formed JSON (no timing is asserted); ``scripts/bench_step.py`` builds on it.
+``test_wheel_install.py`` runs ``fnn bench`` from a wheel."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -103,20 +106,19 @@ def bench_step():
 @pytest.mark.parametrize("key", ["a", "b"])
 def test_inline_step_is_bitwise_the_library_step(bench_step, key):
     """bench_step's hand-written step must do exactly this project's arithmetic, or its comparison means nothing."""
-    import numpy as np
-
     from functional_nn import init_mlp, make_train_step, optim, tree_leaves
+    from functional_nn.app.bench.configs import BATCH_SIZE, CONFIGS, SEED
+    from functional_nn.app.bench.feed import epoch_batches_factory
 
-    bench = bench_step.bench
     rng = np.random.default_rng(0)
     x_u8, y = rng.integers(0, 256, (300, 20), dtype=np.uint8), rng.integers(0, 10, 300)  # 3 batches, last short
-    config = {**bench.CONFIGS[key], "sizes": (20, 12, 8, 10)}
-    _, feed = bench.epoch_batches_factory(x_u8, y, bench.BATCH_SIZE)
+    config = {**CONFIGS[key], "sizes": (20, 12, 8, 10)}
+    _, feed = epoch_batches_factory(x_u8, y, BATCH_SIZE)
     kept: list = []
     bench_step.make_inline(config, feed)(1, keep=kept)
 
     optimizer = getattr(optim, config["optimizer"])(config["lr"])
-    params = init_mlp(np.random.default_rng(bench.SEED), config["sizes"], activation=config["activation"])
+    params = init_mlp(np.random.default_rng(SEED), config["sizes"], activation=config["activation"])
     state, step = optimizer.init(params), make_train_step(optimizer)
     for xb, yb in feed(1):
         params, state, _ = step(params, state, xb, yb, None)
@@ -160,3 +162,45 @@ def test_fnn_bench_names_itself_in_its_one_line_errors(capsys):
     assert main(["bench", "--rounds", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["fnn bench: error: --rounds must be at least 1 (see fnn bench --help)"]
+
+
+# ------------------------------------------------------------------------------ installs without a checkout
+def test_quick_data_without_a_checkout_is_synthetic(tmp_path, monkeypatch):
+    """From a wheel there is no data/fixtures: --quick writes QUICK_ROWS synthetic rows and says so."""
+    from functional_nn.app.bench import data
+    from functional_nn.app.bench.configs import QUICK_ROWS
+
+    assert data.checkout_root() == REPO and data.find_fixture().parent == REPO / "data" / "fixtures"
+    monkeypatch.setattr(data, "checkout_root", lambda: None)
+    monkeypatch.chdir(tmp_path)
+    assert data.find_fixture() is None and data.data_dirs() == [Path("data")]
+    csv, note = data.quick_csv(tmp_path)
+    x_u8, y = data.load_training_csv(csv, "bench")
+    assert x_u8.shape == (QUICK_ROWS, 784) and x_u8.dtype == np.uint8 and set(y) <= set(range(10))
+    assert "synthetic" in note
+    assert "no MNIST training CSV under data/ (run `fnn fetch`)" in data.missing_csv(None, "fnn bench")
+
+
+def test_fnn_bench_needs_no_checkout(tmp_path, monkeypatch, capsys):
+    """fnn bench runs the package, not scripts/bench.py: without a checkout --quick still works (synthetic rows).
+
+    test_wheel_install.py runs it from a real install."""
+    from functional_nn.app import cli
+    from functional_nn.app.bench import data
+
+    monkeypatch.setattr(data, "checkout_root", lambda: None)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["bench", "--quick", "--json", "--no-peers", "--configs", "a"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["settings"]["data"] == "synthetic CSV" and report["configs"]["a"]["timings"]["ours"]["median"] > 0
+
+
+def test_fnn_train_child_runs_this_checkout_from_anywhere():
+    """The measured `fnn train` imports the same functional_nn as the harness and finds fnn's data layout."""
+    from functional_nn.app.bench import data, train_run
+
+    env = train_run.child_env()
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(REPO)
+    assert "from functional_nn.app.cli import main" in train_run.FNN[1]
+    assert data.dataset_dir(Path("/d/mnist/mnist_train.csv")) == Path("/d")
+    assert data.dataset_dir(Path("/d/other.csv")) is None

@@ -442,12 +442,6 @@ def test_fetch_unknown_dataset_and_fetch_errors_are_one_line(tmp_path, capsys):
         assert "Traceback" not in captured.err
 
 
-def test_bench_without_the_script_is_a_one_line_error(monkeypatch, tmp_path, capsys):
-    import functional_nn.app.cli as cli
-    monkeypatch.setattr(cli, "REPO_ROOT", tmp_path)
-    assert_one_line_error(main(["bench", "--quick"]), capsys, contains="bench.py")
-
-
 def test_example_config_resolves_to_the_defaults(capsys):
     assert main(["train", "--config", str(REPO_ROOT / "configs" / "example.toml"), "--dry-run"]) == 0
     from_file = json.loads(capsys.readouterr().out)
