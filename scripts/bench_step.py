@@ -43,7 +43,7 @@ from functional_nn.app.bench.feed import epoch_batches_factory  # noqa: E402
 from functional_nn.app.bench.floor import make_floor  # noqa: E402
 from functional_nn.app.bench.machine import set_malloc  # noqa: E402
 from functional_nn.app.bench.ours import make_ours  # noqa: E402
-from functional_nn.model import _rebuild  # noqa: E402
+from functional_nn.model import with_leaves  # noqa: E402
 
 B1, B2, EPS = 0.9, 0.999, 1e-8
 
@@ -129,9 +129,9 @@ def make_overhead(config: dict, steps: int = 1000) -> Callable[[int], float]:
 
 
 def make_adam_update(sizes=(784, 256, 128, 10), steps: int = 300) -> Callable[[int], float]:
-    """Microseconds per fused Adam update (``adam(1e-3).update.fused.apply``), fresh gradient arrays each step."""
+    """Microseconds per fused Adam update (``adam(1e-3).fused_step``), fresh gradient arrays each step."""
     optimizer = adam(1e-3)
-    fused = optimizer.update.fused
+    fused = optimizer.fused_step
     rng = np.random.default_rng(2)
     params0 = init_mlp(np.random.default_rng(SEED), sizes)
     grads0 = [rng.standard_normal(leaf.shape, dtype=np.float32) * 0.01 for leaf in tree_leaves(params0)]
@@ -141,7 +141,7 @@ def make_adam_update(sizes=(784, 256, 128, 10), steps: int = 300) -> Callable[[i
         for _ in range(steps):
             grads = [g.copy() for g in grads0]  # what backprop hands over: arrays nobody else has seen
             t0 = time.perf_counter()
-            params, state = fused.apply(grads, state, params, partial(_rebuild, params))
+            params, state = fused(grads, state, params, partial(with_leaves, params))
             spent += time.perf_counter() - t0
         return spent / steps * 1e6
 

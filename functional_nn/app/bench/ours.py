@@ -35,8 +35,8 @@ def make_ours(config: Mapping, x_u8: np.ndarray, y: np.ndarray, batch_size: int)
                 break
             params, state, metrics = step(params, state, xb, yb, None)
         seconds = time.perf_counter() - t0
-        if not math.isfinite(metrics["loss"]):
-            raise RuntimeError(f"ours: non-finite loss {metrics['loss']}")
+        if not math.isfinite(metrics.loss):
+            raise RuntimeError(f"ours: non-finite loss {metrics.loss}")
         return seconds
 
     return f"functional_nn make_train_step; {feed_name}", run
