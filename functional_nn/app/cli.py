@@ -206,9 +206,6 @@ def _progress(text: str) -> None:
 
 # ----------------------------------------------------------------------------------------------- train
 
-_RUN_FLAGS = ("config", "out", "resume", "overwrite", "dry_run", "log", "quiet", "no_plots")
-
-
 def _train(args) -> int:
     given = {k: v for k, v in vars(args).items() if k in DEFAULTS}
     file_settings = read_toml(args.config) if args.config else {}

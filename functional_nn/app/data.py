@@ -108,13 +108,12 @@ def load_train_test(settings: Mapping, *, progress=None) -> tuple[Chunk, Chunk, 
 
 
 def normalization_meta(kind: str, train_x: np.ndarray) -> dict:
-    """JSON-ready normalization record: {"kind": "scale"} or {"kind": "standardize", "mean", "std"}."""
+    """JSON-ready normalization record: ``{"kind": "scale"}`` (pixels / 255) or ``{"kind": "standardize", "mean":
+    [...], "std": [...]}`` (``Standardizer.to_dict`` of the training split's statistics)."""
     if kind == "scale":
-        return {"kind": "scale", "divisor": 255.0}
+        return {"kind": "scale"}
     stats = fit_standardizer(stages.batch(stages.from_arrays(train_x), batch_size=4096))   # bounded memory
-    return {"kind": "standardize",
-            "mean": np.asarray(stats.mean, np.float32).tolist(),
-            "std": np.asarray(stats.std, np.float32).tolist()}
+    return {"kind": "standardize", **stats.to_dict()}
 
 
 def normalizer(meta: Mapping, dtype=np.float32) -> Callable[[Iterable[Chunk]], Iterator[Chunk]]:
@@ -123,8 +122,7 @@ def normalizer(meta: Mapping, dtype=np.float32) -> Callable[[Iterable[Chunk]], I
     if meta["kind"] == "scale":
         norm = stages.scale
     elif meta["kind"] == "standardize":
-        stats = Standardizer(mean=np.asarray(meta["mean"], np.float32), std=np.asarray(meta["std"], np.float32))
-        norm = partial(stages.standardize, stats=stats)
+        norm = partial(stages.standardize, stats=Standardizer.from_dict(meta))
     else:
         raise UsageError(f"unknown normalization {meta['kind']!r} in the model's metadata")
 

@@ -8,7 +8,8 @@ accuracies fractions in [0, 1]. ``history_text(rows)`` writes it; ``read_history
 validates it (``RunFileError`` naming the file otherwise); ``History.rows()`` gives the rows back as dicts
 (what ``history_text`` takes, e.g. to rewrite the file on resume).
 
-Imports: the standard library, numpy, attrs and ``functional_nn.params.readonly``; nothing of ``pipelines``.
+Imports: the standard library, numpy, attrs, ``functional_nn.params.readonly`` and the atomic writer of
+``pipelines.io.atomic`` (its one home outside the core).
 """
 
 from __future__ import annotations
@@ -17,9 +18,7 @@ import csv
 import io
 import json
 import math
-import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -28,26 +27,11 @@ import attrs
 import numpy as np
 
 from functional_nn.params import readonly
+from pipelines.io.atomic import atomic_write_bytes
 
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 REQUIRED_HISTORY = ("epoch", "loss", "accuracy")
 RUN_FILES = ("config.json", "history.csv", "metrics.json", "model.npz", "last.npz", "best.npz")
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp files are private (0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

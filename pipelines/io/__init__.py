@@ -11,6 +11,7 @@ found beside them, raw or ``.gz``. This module only re-exports the public API; o
 - ``cache``: the ``.npy`` parse cache and ``file_sha256``.
 - ``readers``: ``read_chunks``, ``read_arrays``, ``read_arrays_with_sha256``.
 - ``writers``: ``write_csv``, ``write_idx``.
+- ``atomic``: ``atomic_file`` / ``atomic_write_bytes``, the temp-file-and-rename write (cache, downloads, run folders).
 """
 
 from pipelines.io.cache import file_sha256

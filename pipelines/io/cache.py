@@ -1,6 +1,6 @@
 """The parse cache: ``.npy`` copies of parsed arrays plus a JSON record of each source's size, mtime and SHA-256.
 
-Holds ``file_sha256`` and ``_atomic_write``, the one atomic file write of ``pipelines.io`` (temp file, then rename).
+Holds ``file_sha256`` and ``_atomic_write`` (cache files through :func:`pipelines.io.atomic.atomic_file`).
 May import NumPy, the standard library and ``pipelines.chunk``; nothing else of ``pipelines``.
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.chunk import Chunk
+from pipelines.io.atomic import atomic_file
 
 CACHE_VERSION = 1
 
@@ -76,18 +77,12 @@ def _cache_load(cache_dir: Path, sources: list[Path], options: dict) -> tuple[Ch
 
 
 def _atomic_write(path: Path, data: bytes | None = None, array: np.ndarray | None = None) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if array is not None:
-                np.save(f, array, allow_pickle=False)
-            else:
-                f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp files are private (0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write a cache file atomically, not synced (a cache lost in a crash is parsed again)."""
+    with atomic_file(path, fsync=False) as f:
+        if array is not None:
+            np.save(f, array, allow_pickle=False)
+        else:
+            f.write(data)
 
 
 def _cache_store(cache_dir: Path, sources, shas, options, chunk: Chunk, skipped) -> None:

@@ -14,33 +14,12 @@ from functional_nn.app.runs import RunFileError, history_text, read_history
 from tests.strategies import history_rows
 
 
-# ---------------------------------------------------------------------------------------------- atomic writes
+# ------------------------------------------------------------------------------------------------------ text
 
-def test_atomic_write_creates_and_replaces_leaving_no_temp_file(tmp_path):
-    target = tmp_path / "a.bin"
-    runs.atomic_write_bytes(target, b"first")
-    assert target.read_bytes() == b"first"
-    runs.atomic_write_bytes(target, b"second")
-    assert target.read_bytes() == b"second"
+def test_atomic_write_text_keeps_the_newlines_and_leaves_no_temp_file(tmp_path):
     runs.atomic_write_text(tmp_path / "b.txt", "x\r\ny\n")          # text: UTF-8, newlines as given
     assert (tmp_path / "b.txt").read_bytes() == b"x\r\ny\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "b.txt"]
-    assert stat.S_IMODE(target.stat().st_mode) == 0o644             # not mkstemp's private 0o600
-
-
-@pytest.mark.parametrize("where", ["write", "replace"])
-def test_a_failed_atomic_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch, where):
-    target = tmp_path / "a.png"
-    target.write_bytes(b"old")
-
-    def fail(*args, **kwargs):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(runs.os, "fsync" if where == "write" else "replace", fail)
-    with pytest.raises(OSError, match="disk full"):
-        runs.atomic_write_bytes(target, b"new")
-    assert target.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.txt"]
 
 
 # ------------------------------------------------------------------------------------------------------ JSON

@@ -71,7 +71,7 @@ from functional_nn.app.report.figures import (
 from functional_nn.app.report.gif import MAX_GIF_FRAMES, draw_gif, gif_frame_ends
 from functional_nn.app.report.page import render_html
 from functional_nn.app.report.run import ReportError, Run, best_epoch, read_run
-from functional_nn.app.runs import atomic_write_bytes
+from pipelines.io.atomic import atomic_write_bytes
 
 __all__ = [
     "MAX_GIF_FRAMES",
