@@ -89,7 +89,8 @@ def train_step(
 
     Returns:
         ``(params, opt_state, metrics)``; :class:`StepMetrics` ``metrics.loss`` and ``metrics.accuracy`` are those of
-        this batch before the update, computed from the same (dropped-out, when ``dropout > 0``) forward pass as the gradient.
+        this batch before the update, computed from the same (dropped-out, when ``dropout > 0``) forward pass as
+        the gradient.
     """
     masks = None
     if dropout > 0:

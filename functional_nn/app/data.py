@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from functional_nn.app.output import note
+from functional_nn.app.runs import run_config
 from functional_nn.app.settings import UsageError
 from pipelines import Chunk
 from pipelines import datasets as pl_datasets
@@ -141,3 +143,30 @@ def check_width(chunk: Chunk, n_features: int, where: str) -> None:
     """UsageError naming ``where`` when the rows do not have the model's input width."""
     if chunk.x.shape[1] != n_features:
         raise UsageError(f"{where}: {chunk.x.shape[1]} features per row, but the model expects {n_features}")
+
+
+def run_test_set(run_dir: Path, *, test: str | None = None, dataset: str | None = None,
+                 data_dir: str | None = None) -> tuple[Chunk, str]:
+    """(chunk, description) of the labelled data to evaluate a run on: ``test`` (a file), ``dataset`` (a name's
+    test split), else the test set that the run's config.json names; ``data_dir`` defaults to the run's."""
+    config = run_config(run_dir)
+    data_dir = data_dir or config.get("data_dir") or "data"
+    if test:
+        return read_labelled(test, data_dir=data_dir)[0], test
+    name = dataset or (None if config.get("test") else config.get("dataset"))
+    if name:
+        return load_named_test(name, data_dir=data_dir, progress=note), f"{name} test set"
+    if config.get("test"):
+        return read_labelled(config["test"], data_dir=data_dir)[0], config["test"]
+    if not (run_dir / "config.json").is_file():
+        raise UsageError(f"{run_dir / 'config.json'}: missing, so the run's test set is unknown; "
+                         "pass --dataset NAME or --test PATH")
+    raise UsageError(f"{run_dir}: no test set recorded in config.json; pass --dataset NAME or --test PATH")
+
+
+def fetch_command(args) -> int:
+    """``fnn fetch [NAME]``: make sure a dataset is present and verified; print its file paths."""
+    paths = pl_datasets.fetch(args.dataset, data_dir=args.data_dir, progress=note)
+    for path in paths:
+        print(path)
+    return 0

@@ -26,6 +26,9 @@ from pathlib import Path
 import attrs
 import numpy as np
 
+from functional_nn import checkpoint as ckpt
+from functional_nn.app.output import resume_command
+from functional_nn.app.settings import UsageError
 from functional_nn.params import readonly
 from pipelines.io.atomic import atomic_write_bytes
 
@@ -218,3 +221,36 @@ def read_history(path: str | Path) -> History:
     except (OSError, UnicodeDecodeError) as e:
         raise RunFileError(f"{where}: cannot read: {e}") from None
     return parse_history(text, where=where)
+
+
+# ----------------------------------------------------------------------------------- a trained run's model
+
+def load_run_model(run_dir: str | Path, which: str = "model"):
+    """(params, meta) of a run folder's model.npz / best.npz / last.npz, or a one-line UsageError."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UsageError(f"{run_dir}: no such run folder")
+    path = run_dir / f"{which}.npz"
+    if not path.is_file():
+        if which == "model" and (run_dir / "last.npz").is_file():
+            if ckpt.load(run_dir / "last.npz").meta.get("diverged"):
+                raise UsageError(f"{path}: missing: the run diverged (its last good weights: --checkpoint last)")
+            raise UsageError(f"{path}: missing: the run did not finish (resume it with "
+                             f"{resume_command(run_dir)}, or pass --checkpoint last)")
+        raise UsageError(f"{path}: missing (is {run_dir} a run folder made by fnn train?)")
+    loaded = ckpt.load(path)
+    for key in ("sizes", "normalization"):
+        if key not in loaded.meta:
+            raise UsageError(f"{path}: no '{key}' in its metadata (not written by fnn train)")
+    return loaded.params, loaded.meta
+
+
+def run_config(run_dir: Path) -> dict:
+    """A run folder's config.json ({} when it has none), or a one-line UsageError when it is not valid JSON."""
+    path = run_dir / "config.json"
+    if not path.is_file():
+        return {}
+    try:
+        return read_json(path)
+    except ValueError as e:
+        raise UsageError(str(e)) from None

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import math
 import os
 import platform
 import shlex
@@ -29,54 +28,18 @@ import numpy as np
 import toolz
 
 import functional_nn as fnn
-from functional_nn.app import data as _data, runs as _runs
 from functional_nn import checkpoint as ckpt
-from functional_nn.app.settings import RESUMABLE, UsageError, flag_name
+from functional_nn.app import data as _data
+from functional_nn.app import runs as _runs
+from functional_nn.app.evaluate import evaluation_metrics, predict_proba_batches
+from functional_nn.app.optimizer import make_optimizer, make_schedule
+from functional_nn.app.output import Output, epoch_line, resume_command
+from functional_nn.app.settings import DEFAULTS, RESUMABLE, UsageError, check, flag_name, read_toml, resolve
+from pipelines import datasets as pl_datasets
 from pipelines import stages
 from pipelines.augment import random_shift
 
 IMAGE_SHAPE = (28, 28)
-
-
-FINAL_EVENTS = frozenset({"test", "diverged", "interrupted"})
-
-
-class Output:
-    """Where the command's lines go: results on stdout (text or JSON lines), notes on stderr."""
-
-    def __init__(self, *, log: str = "text", quiet: bool = False, stdout=None, stderr=None):
-        self.log, self.quiet = log, quiet
-        self.stdout = stdout or sys.stdout
-        self.stderr = stderr or sys.stderr
-
-    def note(self, text: str) -> None:
-        """A progress note on stderr (silenced by --quiet)."""
-        if not self.quiet:
-            print(text, file=self.stderr, flush=True)
-
-    def warn(self, text: str) -> None:
-        """A warning on stderr, even with --quiet."""
-        print(text, file=self.stderr, flush=True)
-
-    def event(self, kind: str, text: str | None, data: Mapping, *, always: bool = False) -> None:
-        """One result: a JSON line with ``"event": kind`` (--log json) or ``text`` (unless --quiet).
-
-        With --quiet only the final events (the test result, a divergence, an interruption) are printed.
-        """
-        if self.log == "json":
-            if self.quiet and not always and kind not in FINAL_EVENTS:
-                return
-            print(json.dumps({"event": kind, **data}), file=self.stdout, flush=True)
-        elif text is not None and (always or not self.quiet):
-            print(text, file=self.stdout, flush=True)
-
-    def progress_bar(self, total: int, initial: int, desc: str):
-        """A tqdm bar on stderr when it is a terminal (text log, not quiet); else None."""
-        if self.quiet or self.log != "text" or not getattr(self.stderr, "isatty", lambda: False)():
-            return None
-        from tqdm import tqdm
-        return tqdm(total=total, initial=initial, desc=desc, file=self.stderr, leave=False,
-                    unit="batch", dynamic_ncols=True)
 
 
 class Diverged(Exception):
@@ -90,47 +53,6 @@ def versions() -> dict:
     except importlib.metadata.PackageNotFoundError:
         own = "source"
     return {"python": platform.python_version(), "numpy": np.__version__, "functional_nn": own}
-
-
-def make_schedule(settings: Mapping, steps_per_epoch: int):
-    """The learning rate as a function of the optimizer step (linear warm-up, then the schedule)."""
-    lr = float(settings["lr"])
-    total = settings["epochs"] * steps_per_epoch
-    warmup = int(round(settings["warmup_epochs"] * steps_per_epoch))
-    kind = settings["lr_schedule"]
-    if kind == "cosine":
-        return fnn.warmup_cosine(lr, warmup_steps=warmup, decay_steps=max(total, warmup + 1))
-    if kind == "constant":
-        base = fnn.constant(lr)
-    elif kind == "step":                         # x0.1 after each third of the run
-        base = fnn.step_decay(lr, step_size=max(1, -(-total // 3)), gamma=0.1)
-    else:                                        # exponential: down to 1% of lr at the end
-        base = fnn.exponential_decay(lr, decay_rate=0.01, transition_steps=max(1, total))
-    if warmup == 0:
-        return base
-    return partial(_warmed_up, base=base, warmup=warmup)
-
-
-def _warmed_up(step, *, base, warmup):
-    return base(step) * min(1.0, (int(step) + 1) / warmup)
-
-
-def make_optimizer(settings: Mapping, schedule):
-    """The optimizer named by the settings, clipped first when ``clip_norm`` is set."""
-    name = settings["optimizer"]
-    if name == "sgd":
-        opt = fnn.sgd(schedule)
-    elif name in ("momentum", "nesterov"):
-        opt = fnn.momentum(schedule, beta=settings["momentum"], nesterov=name == "nesterov")
-    elif name == "adam":
-        opt = fnn.adam(schedule, b1=settings["beta1"], b2=settings["beta2"])
-    elif name == "adamw":
-        opt = fnn.adamw(schedule, b1=settings["beta1"], b2=settings["beta2"], weight_decay=settings["weight_decay"])
-    else:
-        opt = fnn.rmsprop(schedule)
-    if settings["clip_norm"] is not None:
-        opt = fnn.chain(fnn.clip_by_global_norm(settings["clip_norm"]), opt)
-    return opt
 
 
 def epoch_stream(train, settings: Mapping, norm_stage, *, epoch: int):
@@ -151,34 +73,6 @@ def dropout_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     True
     """
     return np.random.default_rng([seed, epoch, index, 1])
-
-
-def _fmt_lr(lr: float) -> str:
-    return f"{lr:.3g}"
-
-
-def epoch_line(row: Mapping, epochs: int) -> str:
-    """Keras-style epoch summary.
-
-    >>> epoch_line({"epoch": 3, "seconds": 1.23, "loss": 0.0812, "accuracy": 0.97531, "val_loss": 0.0921,
-    ...             "val_accuracy": 0.972, "lr": 0.001}, 15)
-    'Epoch 3/15 - 1.2s - loss: 0.0812 - acc: 0.9753 - val_loss: 0.0921 - val_acc: 0.9720 - lr: 0.001'
-    """
-    parts = [f"Epoch {row['epoch']}/{epochs}", f"{row['seconds']:.1f}s", f"loss: {row['loss']:.4f}",
-             f"acc: {row['accuracy']:.4f}"]
-    if row.get("val_loss") is not None:
-        parts += [f"val_loss: {row['val_loss']:.4f}", f"val_acc: {row['val_accuracy']:.4f}"]
-    parts.append(f"lr: {_fmt_lr(row['lr'])}")
-    return " - ".join(parts)
-
-
-def resume_command(run_dir: Path) -> str:
-    """The command that resumes a run, quoted for a POSIX shell so that it can be pasted as printed.
-
-    >>> resume_command(Path("runs/my run"))
-    "fnn train --resume 'runs/my run'"
-    """
-    return f"fnn train --resume {shlex.quote(str(run_dir))}"
 
 
 class _Signals:
@@ -311,6 +205,38 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
         return status
     return _finish(run_dir, test=test, settings=settings, norm_stage=norm_stage, classes=classes,
                    plots=plots, output=output)
+
+
+def train_from_args(args) -> int:
+    """``fnn train``: resolve the settings (defaults < preset < --config < flags), then train (or --dry-run)."""
+    given = {k: v for k, v in vars(args).items() if k in DEFAULTS}
+    file_settings = read_toml(args.config) if args.config else {}
+    if args.resume is not None:
+        if args.out is not None or args.overwrite:
+            raise UsageError("--resume continues a run in its own folder: drop --out / --overwrite")
+        if args.dry_run:
+            raise UsageError("--dry-run cannot be combined with --resume")
+        settings, sources = dict(DEFAULTS), {}
+        given = {**file_settings, **given}
+    else:
+        settings, sources = resolve(given, file_settings, config_path=args.config)
+        if settings["dataset"] is not None and settings["dataset"] not in pl_datasets.DATASETS:
+            raise UsageError(f"{sources.get('dataset', '--dataset')}: unknown dataset '{settings['dataset']}' "
+                             f"(choose from {', '.join(pl_datasets.DATASETS)})")
+        check(settings, sources)
+        for key in ("train", "test"):
+            if settings[key] is not None and not Path(settings[key]).is_file():
+                raise UsageError(f"{sources.get(key, '--' + key)} {settings[key]}: "
+                                 f"{_data.missing_file(settings[key])}")
+        settings = absolute_paths(settings)                 # as config.json will record them
+    if args.dry_run:
+        print(json.dumps(settings, indent=2))
+        print(f"fnn train: dry run: nothing trained; the run folder would be "
+              f"{args.out or _runs.default_run_dir()}", file=sys.stderr)
+        return 0
+    output = Output(log=args.log, quiet=args.quiet)
+    return train_command(settings, sources, out_dir=args.out, resume=args.resume, overwrite=args.overwrite,
+                         given=given, plots=not args.no_plots, output=output)
 
 
 PATH_SETTINGS = ("train", "test", "data_dir")
@@ -526,25 +452,6 @@ def _finish(run_dir, *, test, settings, norm_stage, classes, plots, output) -> i
         _draw_report(run_dir, test=test, params=params, norm_stage=norm_stage, classes=classes, output=output)
     output.note(f"fnn train: saved {run_dir}")
     return 0
-
-
-def evaluation_metrics(result: fnn.Evaluation) -> dict:
-    """The JSON-ready test figures of an ``evaluate`` result, as metrics.json records them."""
-    return {"test_loss": float(result.loss), "test_accuracy": float(result.accuracy),
-            "per_class_accuracy": [_nan_to_none(a) for a in result.per_class_accuracy],
-            "confusion": np.asarray(result.confusion).tolist(), "n_test": int(result.n)}
-
-
-def _nan_to_none(value) -> float | None:
-    """JSON has no NaN: a class without test rows has accuracy None."""
-    value = float(value)
-    return None if math.isnan(value) else value
-
-
-def predict_proba_batches(params, chunk, norm_stage) -> np.ndarray:
-    """(n, n_classes) probabilities of a whole chunk, computed batch by batch."""
-    parts = [fnn.predict_proba(params, b.x) for b in _data.eval_batches(chunk, norm_stage)]
-    return np.concatenate(parts) if parts else np.zeros((0, _data.N_CLASSES), np.float32)
 
 
 def _draw_report(run_dir, *, test, params, norm_stage, classes, output) -> bool:

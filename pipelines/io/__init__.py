@@ -20,5 +20,5 @@ from pipelines.io.idx_format import find_labels_file
 from pipelines.io.readers import read_arrays, read_arrays_with_sha256, read_chunks
 from pipelines.io.writers import write_csv, write_idx
 
-__all__ = ["read_chunks", "read_arrays", "csv_row_lines", "write_csv", "write_idx", "file_sha256",
-           "find_labels_file"]
+__all__ = ["read_chunks", "read_arrays", "read_arrays_with_sha256", "csv_row_lines", "write_csv", "write_idx",
+           "file_sha256", "find_labels_file"]

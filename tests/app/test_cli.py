@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from functional_nn import checkpoint
-from functional_nn.app.cli import confusion_table, main
+from functional_nn.app.cli import main
+from functional_nn.app.evaluate import confusion_table
 from tests.synthetic import synthetic_digits
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -322,7 +323,7 @@ def test_predict_wrong_width_csv(trained, tmp_path, capsys):
 
 
 def test_predict_text_never_shows_a_rounded_0_or_100_percent():
-    from functional_nn.app.cli import percent
+    from functional_nn.app.predict import percent
     assert [percent(p) for p in (0.9999999, 1e-7, 0.5, 0.0)] == [">99.9%", "<0.1%", "50.0%", "0%"]
 
 

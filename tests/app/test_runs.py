@@ -1,9 +1,7 @@
 """Run folders (functional_nn.app.runs): atomic writes, JSON files, run folder names and clean-up, history.csv."""
 
-import json
 import math
 import os
-import stat
 
 import numpy as np
 import pytest

@@ -49,7 +49,8 @@ Files written (fixed pixel sizes, width x height, drawn at 100 dpi; also in ``SI
   table, and every picture as a base64 data URI (``<img id="curves">``, ..., ``<img id="training">``); no network.
 
 Every picture is drawn in memory first, then each file is written atomically (temp file in the same folder, then
-``os.replace``), so a failed or interrupted report leaves either the old file or the new one, never half a file. matplotlib is imported lazily and used through
+``os.replace``), so a failed or interrupted report leaves either the old file or the new one, never half a file.
+matplotlib is imported lazily and used through
 ``Figure`` + the Agg canvas (no pyplot, no global backend switch), so it works with no display and does not
 disturb an interactive session.
 """

@@ -328,7 +328,8 @@ def draw_per_class(run: Run, names: list[str]) -> bytes:
     ax.set_xlabel("class (n = test images of that class)" if k <= 15 else "class")
     ax.set_ylabel("test accuracy (%)" if low == 0 else f"test accuracy (%; axis starts at {low:g}%)")
     ax.set_title(f"Per-class test accuracy: {run.name}", loc="left")
-    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), frameon=False, borderaxespad=0.1)  # above: bars fill the axes
+    # above the axes: the bars fill them
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), frameon=False, borderaxespad=0.1)
     ax.grid(True, axis="y", alpha=0.3)
     return _png_bytes(fig)
 

@@ -1,0 +1,89 @@
+"""``fnn evaluate`` and the test figures that ``fnn train`` and ``fnn report`` record (metrics.json).
+
+Imports the core, ``pipelines`` (through :mod:`functional_nn.app.data`) and the application's run-folder reader.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+import functional_nn as fnn
+from functional_nn.app import data as _data
+from functional_nn.app.runs import load_run_model
+
+
+def evaluation_metrics(result: fnn.Evaluation) -> dict:
+    """The JSON-ready test figures of an ``evaluate`` result, as metrics.json records them."""
+    return {"test_loss": float(result.loss), "test_accuracy": float(result.accuracy),
+            "per_class_accuracy": [_nan_to_none(a) for a in result.per_class_accuracy],
+            "confusion": np.asarray(result.confusion).tolist(), "n_test": int(result.n)}
+
+
+def _nan_to_none(value) -> float | None:
+    """JSON has no NaN: a class without test rows has accuracy None."""
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def predict_proba_batches(params, chunk, norm_stage) -> np.ndarray:
+    """(n, n_classes) probabilities of a whole chunk, computed batch by batch."""
+    parts = [fnn.predict_proba(params, b.x) for b in _data.eval_batches(chunk, norm_stage)]
+    return np.concatenate(parts) if parts else np.zeros((0, _data.N_CLASSES), np.float32)
+
+
+def evaluate_command(args) -> int:
+    """``fnn evaluate RUN_DIR``: test loss, accuracy, per-class accuracy, top confusions and the matrix."""
+    run_dir = Path(args.run_dir)
+    params, meta = load_run_model(run_dir, args.checkpoint)
+    chunk, where = _data.run_test_set(run_dir, test=args.test, dataset=args.dataset, data_dir=args.data_dir)
+    _data.check_width(chunk, meta["sizes"][0], where)
+    n_classes = meta["sizes"][-1]
+    norm = _data.normalizer(meta["normalization"], meta.get("dtype", "float32"))
+    result = fnn.evaluate(params, _data.eval_batches(chunk, norm), n_classes=n_classes)
+    classes = _data.class_names(n_classes, meta.get("classes"))
+    confusion = np.asarray(result.confusion)
+    off = [(int(confusion[t, p]), classes[t], classes[p]) for t in range(n_classes) for p in range(n_classes)
+           if t != p and confusion[t, p] > 0]
+    top = sorted(off, key=lambda c: -c[0])[:5]
+    report = {"data": str(where), "checkpoint": args.checkpoint, "n": int(result.n),
+              "loss": float(result.loss), "accuracy": float(result.accuracy),
+              "per_class_accuracy": dict(zip(classes, map(_nan_to_none, result.per_class_accuracy))),
+              "top_confusions": [{"true": t, "predicted": p, "count": c} for c, t, p in top],
+              "classes": classes, "confusion": confusion.tolist()}
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"{run_dir} ({args.checkpoint}.npz) on {where}: {report['n']} rows")
+    print(f"loss: {report['loss']:.4f} - accuracy: {report['accuracy']:.4f}")
+    print("per-class accuracy:")
+    width = max(len(c) for c in classes)
+    for c, a in report["per_class_accuracy"].items():
+        print(f"  {c:>{width}}: {'-' if a is None else format(a, '.4f')}")
+    print("top confusions (true -> predicted: count):")
+    for c, t, p in top:
+        print(f"  {t} -> {p}: {c}")
+    print(confusion_table(confusion, classes))
+    return 0
+
+
+def confusion_table(confusion: np.ndarray, classes: list[str]) -> str:
+    """The confusion matrix as a text table (rows = true class, columns = predicted class).
+
+    >>> print(confusion_table(np.array([[5, 1], [0, 7]]), ["a", "b"]))
+    confusion matrix (rows = true, columns = predicted):
+    true\\pred  a  b
+            a  5  1
+            b  0  7
+    """
+    labels = [c if len(c) <= 6 else c[:6].strip() for c in classes]
+    cell = max(max(len(str(int(confusion.max()))) if confusion.size else 1, 1), max(len(c) for c in labels))
+    head = "true\\pred"
+    lines = ["confusion matrix (rows = true, columns = predicted):",
+             f"{head}  " + "  ".join(f"{c:>{cell}}" for c in labels)]
+    for label, row in zip(labels, confusion):
+        lines.append(f"{label:>{len(head)}}  " + "  ".join(f"{int(v):>{cell}}" for v in row))
+    return "\n".join(lines)
