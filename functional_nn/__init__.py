@@ -1,7 +1,14 @@
-"""functional_nn: a pure-function MLP core in NumPy (hand-written backprop, immutable pytrees).
+"""functional_nn: the core. A pure-function MLP in NumPy: hand-written backprop over immutable pytrees.
 
-Parameters are tuples of frozen :class:`Dense` records, optimizers are ``Optimizer(init, update)`` bundles, and
-randomness is an explicit ``numpy.random.Generator`` argument. Everything here is importable from the package.
+It holds the pytrees (``tree``), parameters (``params``), activations (``ops``), the model, loss and gradient
+(``model``), the optimizers (``optim``, with their arithmetic written once in ``fused``), learning-rate
+``schedules``, the training step and evaluation (``train``), the training loop (``loop``: a lazy fold over epochs
+that scripts compose with toolz) and model files (``checkpoint``, its only I/O). Everything public is importable
+from here.
+
+It may import numpy, attrs and toolz only: never ``pipelines``, the application (``functional_nn.app``),
+argparse, matplotlib, tqdm or PIL; it prints nothing and reads no clock; randomness only from a
+``numpy.random.Generator`` passed in (import-linter contracts in pyproject.toml; tests/test_layers.py).
 """
 
 from functional_nn.checkpoint import Checkpoint, CheckpointError, load, save

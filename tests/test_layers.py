@@ -68,3 +68,18 @@ def test_contracts_catch_a_forbidden_import_in_a_core_module(tmp_path, line, for
     output = result.stdout + result.stderr
     assert result.returncode == 1, f"lint-imports did not catch `{line}` (exit {result.returncode}):\n{output}"
     assert f"functional_nn.ops is not allowed to import {forbidden}" in output, output
+
+
+def test_every_core_module_has_its_place_in_the_layers_contract():
+    """A new core module must be placed in a layer: the layers contract does not check a module it does not name."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    contracts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    layers = next(c for c in contracts if c["type"] == "layers" and c.get("containers") == ["functional_nn"])
+    named = {m.strip(" ()") for layer in layers["layers"] for m in layer.split("|")}
+    modules = {p.stem for p in (REPO_ROOT / "functional_nn").glob("*.py") if p.stem != "__init__"}
+    modules |= {p.name for p in (REPO_ROOT / "functional_nn").iterdir() if (p / "__init__.py").is_file()}
+    assert modules == named, f"core modules not in a layer: {sorted(modules - named)}; named but absent: " \
+                             f"{sorted(named - modules)}"

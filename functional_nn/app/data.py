@@ -11,6 +11,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import toolz
 
 from functional_nn.app.output import note
 from functional_nn.app.runs import run_config
@@ -136,7 +137,7 @@ def normalizer(meta: Mapping, dtype=np.float32) -> Callable[[Iterable[Chunk]], I
 
 def eval_batches(chunk: Chunk, norm_stage, *, batch_size: int = EVAL_BATCH) -> Iterator[Chunk]:
     """Normalized batches of a whole chunk, in order (for evaluation and prediction)."""
-    return norm_stage(stages.batch(stages.from_arrays(chunk.x, chunk.y), batch_size=batch_size))
+    return toolz.pipe(stages.from_arrays(chunk.x, chunk.y), partial(stages.batch, batch_size=batch_size), norm_stage)
 
 
 def check_width(chunk: Chunk, n_features: int, where: str) -> None:

@@ -57,13 +57,14 @@ def versions() -> dict:
 
 def epoch_stream(train, settings: Mapping, norm_stage, *, epoch: int):
     """Normalized training batches of epoch ``epoch`` (from 1), shuffled (and shifted) as its seed says."""
-    seed, bs = settings["seed"], settings["batch_size"]
-    stream = stages.from_arrays(train.x, train.y)
-    stream = stages.shuffle(stream, np.random.default_rng([seed, epoch]), buffer_rows=max(65536, len(train.y)))
-    if settings["augment_shift"]:
-        stream = random_shift(stream, np.random.default_rng([seed, epoch, 2]),
-                              max_shift=settings["augment_shift"], image_shape=IMAGE_SHAPE)
-    return norm_stage(stages.batch(stream, batch_size=bs))
+    seed, shift = settings["seed"], settings["augment_shift"]
+    return toolz.pipe(
+        stages.from_arrays(train.x, train.y),
+        partial(stages.shuffle, rng=np.random.default_rng([seed, epoch]), buffer_rows=max(65536, len(train.y))),
+        partial(random_shift, rng=np.random.default_rng([seed, epoch, 2]), max_shift=shift, image_shape=IMAGE_SHAPE)
+        if shift else toolz.identity,
+        partial(stages.batch, batch_size=settings["batch_size"]),
+        norm_stage)
 
 
 def dropout_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
