@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 
 from functional_nn import checkpoint, tree_leaves
+from tests.app.interrupt import fnn_signalled_at_step
 from tests.synthetic import write_digits
 
 try:
@@ -51,25 +53,6 @@ CASES = {
                                "--warmup-epochs", "0"],
 }
 STEPS_PER_EPOCH = 34   # 540 training rows (600 less 10% validation) at batch 16
-
-# The real command in a subprocess that sends itself SIGINT just before its `at`-th training step.
-SIGINT_AT_STEP = """
-import os, signal, sys
-import functional_nn
-from functional_nn.app.cli import main
-at = int(sys.argv[1])
-make = functional_nn.make_train_step
-def make_train_step(*args, **kwargs):
-    step, count = make(*args, **kwargs), [0]
-    def counted(*a):
-        count[0] += 1
-        if count[0] == at:
-            os.kill(os.getpid(), signal.SIGINT)
-        return step(*a)
-    return counted
-functional_nn.make_train_step = make_train_step
-sys.exit(main(sys.argv[2:]))
-"""
 
 
 def digest(leaves) -> str:
@@ -129,8 +112,7 @@ def test_fnn_train_ends_bitwise_where_the_code_before_the_change_ended(reference
 @pytest.mark.parametrize("name, at", [("adam-early-stopping", STEPS_PER_EPOCH + 7), ("adamw", 2 * STEPS_PER_EPOCH - 3)])
 def test_a_mid_epoch_sigint_and_resume_end_at_the_same_bits(reference, files, tmp_path, name, at):
     run = tmp_path / name
-    cmd = [sys.executable, "-c", SIGINT_AT_STEP, str(at), *train_args(files, run, name)]
-    interrupted = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    interrupted = fnn_signalled_at_step(signal.SIGINT, at, train_args(files, run, name))
     assert interrupted.returncode == 130, interrupted.stderr
     progress = checkpoint.load(run / "last.npz").meta["progress"]
     assert (progress["epoch"], progress["batch"]) == divmod(at, STEPS_PER_EPOCH)

@@ -12,6 +12,7 @@ import pytest
 
 from functional_nn import checkpoint, tree_leaves
 from functional_nn.app.cli import main
+from tests.app.interrupt import fnn_signalled_at_step
 from tests.synthetic import write_digits
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -44,27 +45,6 @@ RESUME_SETTINGS = ["--hidden", "64", "32", "--epochs", "3", "--batch-size", "4",
                    "--augment-shift", "1", "--seed", "5"]
 STEPS_PER_EPOCH = 270
 
-# Runs the real command in a subprocess that sends itself `sig` just before its `at`-th training step, so
-# the signal lands at an exact, repeatable place (the real handler, checkpoint and exit path run).
-SIGNAL_AT_STEP = """
-import os, sys
-import functional_nn
-from functional_nn.app.cli import main
-sig, at = int(sys.argv[1]), int(sys.argv[2])
-make = functional_nn.make_train_step
-def make_train_step(*args, **kwargs):
-    step, count = make(*args, **kwargs), [0]
-    def counted(*a):
-        count[0] += 1
-        if count[0] == at:
-            os.kill(os.getpid(), sig)
-        return step(*a)
-    return counted
-functional_nn.make_train_step = make_train_step
-sys.exit(main(sys.argv[3:]))
-"""
-
-
 @pytest.fixture(scope="module")
 def straight(data, tmp_path_factory):
     run = tmp_path_factory.mktemp("straight") / "run"
@@ -95,8 +75,7 @@ def assert_resumes_to(straight, run):
 def test_resume_after_a_signal_at_an_exact_batch_is_bitwise_equal(data, straight, tmp_path, sig, at, code,
                                                                    position):
     run = tmp_path / "interrupted"
-    cmd = [sys.executable, "-c", SIGNAL_AT_STEP, str(int(sig)), str(at), *base_args(data, run, *RESUME_SETTINGS)]
-    result = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    result = fnn_signalled_at_step(sig, at, base_args(data, run, *RESUME_SETTINGS))
     assert result.returncode == code, result.stderr
     assert "Traceback" not in result.stderr
     assert f"Resume with: fnn train --resume {run}" in result.stderr
@@ -108,9 +87,7 @@ def test_resume_after_a_signal_at_an_exact_batch_is_bitwise_equal(data, straight
 def test_resume_refuses_fewer_epochs_than_a_run_interrupted_mid_epoch_has_started(data, tmp_path, capsys):
     run = tmp_path / "mid"
     settings = ["--hidden", "8", "--epochs", "3", "--batch-size", "64"]          # 17 batches per epoch
-    cmd = [sys.executable, "-c", SIGNAL_AT_STEP, str(int(signal.SIGINT)), str(17 + 5),
-           *base_args(data, run, *settings)]
-    assert subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300).returncode == 130
+    assert fnn_signalled_at_step(signal.SIGINT, 17 + 5, base_args(data, run, *settings)).returncode == 130
     assert main(["train", "--resume", str(run), "--epochs", "1"]) == 2     # epoch 2 is half done
     assert "--epochs may only grow (at least 2)" in capsys.readouterr().err
     assert not (run / "model.npz").exists() and not (run / "metrics.json").exists()
