@@ -50,9 +50,9 @@ class LeafRule:
 
     Attributes:
         coefficients: ``state -> tuple`` of this step's scalars (the learning rate at the state's step, ...).
-        leaf: ``leaf(g, p, moments, coefficients, *, scaled) -> (u, new_moments)``: the update ``u`` of one parameter
-            ``p`` (None when the caller gave no params) from its gradient ``g`` and its moment leaves (a tuple, one
-            per tree of ``moments(state)``). ``g`` is the rule's own to overwrite (the composed path passes a copy);
+        leaf: ``leaf(g, p, moments, coefficients, scaled) -> (u, new_moments)``: the update ``u`` of one parameter
+            ``p`` (None when the caller gave no params) from its gradient ``g`` and its moment leaves (a sequence,
+            one per tree of ``moments(state)``). ``g`` is the rule's own to overwrite (the composed path passes a copy);
             the moments and ``p`` are never written. ``scaled`` is True when ``g`` comes already multiplied by
             ``grad_scale(state)``.
         moments: ``state -> tuple`` of the state's trees shaped like the params (velocity; mu and nu), ``()`` if none.
@@ -98,12 +98,12 @@ class LeafRule:
         return new_params, self.next_state(state, tuple(rebuild(m) for m in moments))
 
     def _run(self, grads: Sequence[np.ndarray], params: Sequence, state: OptState, *, scaled: bool):
-        coefficients = self.coefficients(state)
+        """``leaf`` over every parameter: (the updates, one list of new leaves per moment tree).
+
+        Written for speed as well as clarity: it runs once per training step.
+        """
+        coefficients, leaf = self.coefficients(state), self.leaf
         moment_leaves = [tree_leaves(m) for m in self.moments(state)]
-        updates, new_moments = [], [[] for _ in moment_leaves]
-        for g, p, *ms in zip(grads, params, *moment_leaves, strict=True):
-            u, news = self.leaf(g, p, tuple(ms), coefficients, scaled=scaled)
-            updates.append(u)
-            for out, m in zip(new_moments, news):
-                out.append(m)
-        return updates, new_moments
+        results = [leaf(g, p, ms, coefficients, scaled)
+                   for g, p, *ms in zip(grads, params, *moment_leaves, strict=True)]
+        return [r[0] for r in results], [list(column) for column in zip(*(r[1] for r in results))]

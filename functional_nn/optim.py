@@ -166,7 +166,7 @@ def sgd(learning_rate: float | Schedule) -> FusedOptimizer:
     """
     coefficients = _descent(learning_rate)
 
-    def leaf(g, p, moments, coefs, *, scaled):
+    def leaf(g, p, moments, coefs, scaled):
         (factor,) = coefs
         return (g if scaled else np.multiply(g, factor, out=g)), ()   # scaled: g is already -lr * gradient
 
@@ -187,7 +187,7 @@ def momentum(learning_rate: float | Schedule, beta: float = 0.9, *, nesterov: bo
     """
     beta = float(beta)
 
-    def leaf(g, p, moments, coefs, *, scaled):
+    def leaf(g, p, moments, coefs, scaled):
         (v,), (factor,) = moments, coefs
         v = v * beta
         v += g
@@ -275,7 +275,7 @@ def _adam(learning_rate, b1: float, b2: float, eps: float, weight_decay: float |
         step_size, eps_hat = _adam_coefficients(int(state.step) + 1, b1, b2, eps, factor)
         return step_size, eps_hat, factor * weight_decay if weight_decay else 0.0
 
-    def leaf(g, p, moments, coefs, *, scaled):
+    def leaf(g, p, moments, coefs, scaled):
         (m, v), (step_size, eps_hat, decay) = moments, coefs
         if scaled:  # g is (1 - b1) * gradient
             m = m * b1
@@ -316,7 +316,7 @@ def rmsprop(learning_rate: float | Schedule, decay: float = 0.9, eps: float = 1e
     """
     decay, eps = float(decay), float(eps)
 
-    def leaf(g, p, moments, coefs, *, scaled):
+    def leaf(g, p, moments, coefs, scaled):
         (v,), (factor,) = moments, coefs
         nu = _ema_square(v, g, decay)
         denom = np.sqrt(nu)

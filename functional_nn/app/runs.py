@@ -1,4 +1,5 @@
-"""Run folders (the ``fnn`` command's I/O edge): atomic writes, config.json, history.csv, metrics.json.
+"""Run folders (the ``fnn`` command's I/O edge): config.json, history.csv, metrics.json, the training progress
+kept in last.npz, and reading a trained run's model.
 
 A run folder is *complete* when ``metrics.json`` exists: it is the last file ``fnn train`` writes.
 
@@ -8,8 +9,12 @@ accuracies fractions in [0, 1]. ``history_text(rows)`` writes it; ``read_history
 validates it (``RunFileError`` naming the file otherwise); ``History.rows()`` gives the rows back as dicts
 (what ``history_text`` takes, e.g. to rewrite the file on resume).
 
-Imports: the standard library, numpy, attrs, ``functional_nn.params.readonly`` and the atomic writer of
-``pipelines.io.atomic`` (its one home outside the core).
+last.npz holds the parameters and optimizer state of a :class:`functional_nn.TrainState` and, as JSON metadata,
+the rest of it (``progress_meta``; ``state_from_progress`` is the inverse, with the best epoch's parameters from
+best.npz).
+
+Imports: the standard library, numpy, attrs, the core (records, checkpoint), the app's settings and output texts,
+and the atomic writer of ``pipelines.io.atomic`` (its one home outside the core).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 import attrs
 import numpy as np
 
+import functional_nn as fnn
 from functional_nn import checkpoint as ckpt
 from functional_nn.app.output import resume_command
 from functional_nn.app.settings import UsageError
@@ -254,3 +260,31 @@ def run_config(run_dir: Path) -> dict:
         return read_json(path)
     except ValueError as e:
         raise UsageError(str(e)) from None
+
+
+# ------------------------------------------------------------------ training progress (last.npz metadata)
+
+def progress_meta(state: fnn.TrainState, *, seconds: float = 0.0, finished: bool = False,
+                  stopped_early: bool = False) -> dict:
+    """The JSON record of a training state that last.npz keeps (its arrays are saved beside it)."""
+    best, m = state.best, state.metrics
+    partial_sums = ({"loss_sum": float(m.loss_sum), "correct": int(m.correct), "rows": int(m.rows),
+                     "seconds": seconds} if state.batch else None)
+    return {"epoch": int(state.epoch), "batch": int(state.batch), "step": int(state.step), "partial": partial_sums,
+            "best_value": None if best is None else float(best.value),
+            "best_epoch": 0 if best is None else int(best.epoch),
+            "bad_epochs": 0 if best is None else int(best.bad_epochs),
+            "finished": finished, "stopped_early": stopped_early}
+
+
+def state_from_progress(progress: Mapping, params, opt_state, best_params=None) -> tuple[fnn.TrainState, float]:
+    """``(state, seconds)`` to resume from: the inverse of :func:`progress_meta` (best params from best.npz)."""
+    sums = progress["partial"] if progress["batch"] else None
+    metrics = fnn.EpochMetrics(loss_sum=sums["loss_sum"], correct=sums["correct"], rows=sums["rows"]) if sums else None
+    best = None
+    if progress["best_value"] is not None:
+        best = fnn.Best(value=progress["best_value"], epoch=progress["best_epoch"],
+                        bad_epochs=progress["bad_epochs"], params=best_params)
+    state = fnn.TrainState(params=params, opt_state=opt_state, epoch=progress["epoch"], step=progress["step"],
+                           batch=progress["batch"], metrics=metrics, best=best)
+    return state, (float(sums["seconds"]) if sums else 0.0)

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 
+import attrs
 import numpy as np
 import toolz
 
@@ -44,6 +45,17 @@ IMAGE_SHAPE = (28, 28)
 
 class Diverged(Exception):
     """The loss became NaN or infinite."""
+
+
+@attrs.frozen
+class Resumed:
+    """A run to continue: where its training stands, the time spent in a half-done epoch, the last checkpoint's
+    metadata (normalization, data SHA-256) and whether only the final files are left to write."""
+
+    state: fnn.TrainState
+    seconds: float
+    meta: Mapping
+    finish_only: bool = False
 
 
 def versions() -> dict:
@@ -107,8 +119,8 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
     """Run ``fnn train``; returns the exit status. ``given`` holds the flags from the command line."""
     if resume is not None:
         run_dir = Path(resume)
-        settings, state = _resume_state(run_dir, given)
-        if state is None:
+        settings, resumed = _resume_state(run_dir, given)
+        if resumed is None:
             return 0
     else:
         run_dir = Path(out_dir) if out_dir else _runs.default_run_dir()
@@ -119,7 +131,7 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
                 raise UsageError(f"--out {run_dir}: a run folder already exists there; pass "
                                  f"--resume {shlex.quote(str(run_dir))} to continue it or --overwrite to replace it")
             raise UsageError(f"--out {run_dir}: the folder is not empty; pass --overwrite to write into it")
-        state = None
+        resumed = None
         settings = absolute_paths(settings)
 
     train_all, test, sha, data_name = _data.load_train_test(settings, progress=output.note)
@@ -140,9 +152,10 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
     classes = _data.class_names(dataset=settings["dataset"])
     sizes = [n_features, *settings["hidden"], _data.N_CLASSES]
     dtype = np.dtype(settings["dtype"])
-    if state is not None and state["meta"].get("dataset_sha256") != sha:
+    if resumed is not None and resumed.meta.get("dataset_sha256") != sha:
         raise UsageError(f"--resume {run_dir}: the data differs from the run's (SHA-256 mismatch)")
-    norm_meta = state["meta"]["normalization"] if state else _data.normalization_meta(settings["normalize"], train.x)
+    norm_meta = (resumed.meta["normalization"] if resumed is not None
+                 else _data.normalization_meta(settings["normalize"], train.x))
     norm_stage = _data.normalizer(norm_meta, dtype)
     base_meta = {"sizes": sizes, "activation": settings["activation"], "normalization": norm_meta,
                  "seed": settings["seed"], "dataset": data_name, "dataset_sha256": sha,
@@ -156,7 +169,7 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
     train_step = fnn.make_train_step(optimizer, l2=settings["l2"], dropout=settings["dropout"])
 
     with _Signals(output) as signals:
-        if state is None:
+        if resumed is None:
             run_dir.mkdir(parents=True, exist_ok=True)
             if overwrite:
                 _runs.clear_run_files(run_dir)
@@ -166,28 +179,27 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
             start, seconds = fnn.initial_state(params, optimizer.init(params)), 0.0
             history: list[dict] = []
             _runs.atomic_write_text(run_dir / "history.csv", _runs.history_text(history))
-            ckpt.save(run_dir / "last.npz", params, {**base_meta, "progress": progress_meta(start)},
+            ckpt.save(run_dir / "last.npz", params, {**base_meta, "progress": _runs.progress_meta(start)},
                       opt_state=start.opt_state)
         else:
-            progress = state["meta"]["progress"]
-            best_params = ckpt.load(run_dir / "best.npz").params if progress["best_value"] is not None else None
-            start, seconds = state_from_progress(progress, state["params"], state["opt_state"], best_params)
-            history = [r for r in _runs.read_history(run_dir / "history.csv").rows() if r["epoch"] <= progress["epoch"]]
+            start, seconds = resumed.state, resumed.seconds
+            epoch, batch = int(start.epoch), int(start.batch)
+            history = [r for r in _runs.read_history(run_dir / "history.csv").rows() if r["epoch"] <= epoch]
             for name in ("metrics.json", "model.npz"):
                 (run_dir / name).unlink(missing_ok=True)
             _runs.write_json(run_dir / "config.json", settings)
             _runs.atomic_write_text(run_dir / "history.csv", _runs.history_text(history))
-            where = (f"epoch {progress['epoch'] + 1}, batch {progress['batch'] + 1}/{steps_per_epoch}"
-                     if progress["batch"] else f"the start of epoch {progress['epoch'] + 1}")
+            where = (f"epoch {epoch + 1}, batch {batch + 1}/{steps_per_epoch}" if batch
+                     else f"the start of epoch {epoch + 1}")
             output.note(f"fnn train: {run_dir}: training had finished; writing model.npz and metrics.json"
-                        if state.get("finish_only") else f"fnn train: resuming {run_dir} at {where}")
+                        if resumed.finish_only else f"fnn train: resuming {run_dir} at {where}")
 
         output.event("start", None, {"run_dir": str(run_dir), "config": settings, "sizes": sizes,
                                      "steps_per_epoch": steps_per_epoch})
         output.note(f"fnn train: {'-'.join(map(str, sizes))} {settings['activation']}, {settings['optimizer']} "
                     f"lr {settings['lr']:g}, {len(train.y)} training / {0 if val is None else len(val.y)} "
                     f"validation rows, run folder {run_dir}")
-        if state is not None and state.get("finish_only"):
+        if resumed is not None and resumed.finish_only:
             return _finish(run_dir, test=test, settings=settings, norm_stage=norm_stage, classes=classes,
                            plots=plots, output=output)
         try:
@@ -253,8 +265,8 @@ def absolute_paths(settings: Mapping) -> dict:
             for k, v in settings.items()}
 
 
-def _resume_state(run_dir: Path, given: Mapping):
-    """(settings, state) of a run to resume; state None when there is nothing left to do."""
+def _resume_state(run_dir: Path, given: Mapping) -> tuple[dict, Resumed | None]:
+    """(settings, Resumed) of a run to resume; None for the latter when there is nothing left to do."""
     if not (run_dir / "config.json").is_file():
         raise UsageError(f"--resume {run_dir}: no config.json there (not a run folder)")
     if not (run_dir / "last.npz").is_file():
@@ -289,12 +301,18 @@ def _resume_state(run_dir: Path, given: Mapping):
         hint = "" if progress["stopped_early"] else (f"; pass --epochs N (more than {progress['epoch']}) "
                                                      "with --resume to train further")
         if not _runs.is_complete(run_dir):         # stopped while writing the final files: finish them
-            return settings, {"params": last.params, "opt_state": last.opt_state, "meta": last.meta,
-                              "finish_only": True}
+            return settings, _resumed(run_dir, last, finish_only=True)
         print(f"fnn train: {run_dir} is complete ({why}){hint}", file=sys.stderr)
         return settings, None
-    last.meta["progress"] = {**progress, "finished": False}
-    return settings, {"params": last.params, "opt_state": last.opt_state, "meta": last.meta}
+    return settings, _resumed(run_dir, last)
+
+
+def _resumed(run_dir: Path, last: ckpt.Checkpoint, *, finish_only: bool = False) -> Resumed:
+    """The training state saved in last.npz, with the best epoch's weights from best.npz when it has one."""
+    progress = last.meta["progress"]
+    best = ckpt.load(run_dir / "best.npz").params if progress["best_value"] is not None else None
+    state, seconds = _runs.state_from_progress(progress, last.params, last.opt_state, best)
+    return Resumed(state=state, seconds=seconds, meta=last.meta, finish_only=finish_only)
 
 
 def _epochs(state: fnn.TrainState, seconds: float, history: list[dict], *, train, val, settings, norm_stage,
@@ -327,8 +345,9 @@ def _epochs(state: fnn.TrainState, seconds: float, history: list[dict], *, train
             if state.batch:                                  # a signal stopped the epoch after this batch
                 return _interrupted(state, seconds, run_dir, base_meta, signals, output,
                                     steps_per_epoch=steps_per_epoch)
-            seconds = _epoch_done(state, seconds, history, settings=settings, schedule=schedule, run_dir=run_dir,
-                                  base_meta=base_meta, monitor=monitor, patience=patience, output=output)
+            _epoch_done(state, seconds, history, settings=settings, schedule=schedule, run_dir=run_dir,
+                        base_meta=base_meta, patience=patience, output=output)
+            seconds = 0.0
             if patience and fnn.patience_exhausted(state, patience):
                 output.note(f"fnn train: early stopping: {monitor} has not improved for {patience} epochs; "
                             f"keeping the weights of epoch {int(state.best.epoch)}")
@@ -343,22 +362,22 @@ def _epochs(state: fnn.TrainState, seconds: float, history: list[dict], *, train
 
 
 def _epoch_done(state: fnn.TrainState, seconds: float, history: list[dict], *, settings, schedule, run_dir,
-                base_meta, monitor, patience, output) -> float:
-    """History row, checkpoints (best.npz when it improved, last.npz) and the epoch line; returns 0 seconds."""
+                base_meta, patience, output) -> None:
+    """An epoch's record consumed: history row, checkpoints (best.npz when it improved, last.npz), the epoch line."""
     epoch, m = int(state.epoch), state.metrics
     row = {"epoch": epoch, "loss": m.loss, "accuracy": m.accuracy, "val_loss": m.value("val_loss"),
            "val_accuracy": m.value("val_accuracy"), "lr": float(schedule(int(state.step) - 1)),
            "seconds": round(seconds, 3)}
     history.append(row)
     stopped_early = bool(patience) and fnn.patience_exhausted(state, patience)
-    meta = {**base_meta, "progress": progress_meta(state, finished=epoch == settings["epochs"] or stopped_early,
-                                                   stopped_early=stopped_early)}
+    progress = _runs.progress_meta(state, finished=epoch == settings["epochs"] or stopped_early,
+                                   stopped_early=stopped_early)
+    meta = {**base_meta, "progress": progress}
     _runs.atomic_write_text(run_dir / "history.csv", _runs.history_text(history))
     if int(state.best.epoch) == epoch:
         ckpt.save(run_dir / "best.npz", state.params, {**meta, "epoch": epoch})
     ckpt.save(run_dir / "last.npz", state.params, meta, opt_state=state.opt_state)
     output.event("epoch", epoch_line(row, settings["epochs"]), row)
-    return 0.0
 
 
 def _timed(states):
@@ -387,36 +406,10 @@ def _epoch_batches(epoch: int, *, train, settings, norm_stage, output, steps_per
         bar.close()
 
 
-def progress_meta(state: fnn.TrainState, *, seconds: float = 0.0, finished: bool = False,
-                  stopped_early: bool = False) -> dict:
-    """The JSON record of a training state that last.npz keeps (its arrays are saved beside it)."""
-    best, m = state.best, state.metrics
-    partial_sums = ({"loss_sum": float(m.loss_sum), "correct": int(m.correct), "rows": int(m.rows),
-                     "seconds": seconds} if state.batch else None)
-    return {"epoch": int(state.epoch), "batch": int(state.batch), "step": int(state.step), "partial": partial_sums,
-            "best_value": None if best is None else float(best.value),
-            "best_epoch": 0 if best is None else int(best.epoch),
-            "bad_epochs": 0 if best is None else int(best.bad_epochs),
-            "finished": finished, "stopped_early": stopped_early}
-
-
-def state_from_progress(progress: Mapping, params, opt_state, best_params=None) -> tuple[fnn.TrainState, float]:
-    """``(state, seconds)`` to resume from: the inverse of :func:`progress_meta` (best params from best.npz)."""
-    sums = progress["partial"] if progress["batch"] else None
-    metrics = fnn.EpochMetrics(loss_sum=sums["loss_sum"], correct=sums["correct"], rows=sums["rows"]) if sums else None
-    best = None
-    if progress["best_value"] is not None:
-        best = fnn.Best(value=progress["best_value"], epoch=progress["best_epoch"],
-                        bad_epochs=progress["bad_epochs"], params=best_params)
-    state = fnn.TrainState(params=params, opt_state=opt_state, epoch=progress["epoch"], step=progress["step"],
-                           batch=progress["batch"], metrics=metrics, best=best)
-    return state, (float(sums["seconds"]) if sums else 0.0)
-
-
 def _interrupted(state: fnn.TrainState, seconds: float, run_dir, base_meta, signals, output, *,
                  steps_per_epoch) -> int:
-    ckpt.save(run_dir / "last.npz", state.params, {**base_meta, "progress": progress_meta(state, seconds=seconds)},
-              opt_state=state.opt_state)
+    progress = _runs.progress_meta(state, seconds=seconds)
+    ckpt.save(run_dir / "last.npz", state.params, {**base_meta, "progress": progress}, opt_state=state.opt_state)
     name = signal.Signals(signals.received).name
     epoch, batch = int(state.epoch) + 1, int(state.batch)
     where = f"epoch {epoch}, batch {batch}/{steps_per_epoch}" if batch else f"the start of epoch {epoch}"

@@ -1,11 +1,13 @@
 """Run folders (functional_nn.app.runs): atomic writes, JSON files, run folder names and clean-up, history.csv."""
 
+import json
 import math
 import os
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from functional_nn.app import runs
 from functional_nn.app.runs import RunFileError, history_text, read_history
@@ -141,3 +143,30 @@ def test_read_history_of_a_missing_file_names_it(tmp_path):
         read_history(tmp_path / "run" / "history.csv")
     assert str(info.value) == f"{tmp_path / 'run'}: history.csv is missing"
     assert not os.listdir(tmp_path)
+
+
+# --------------------------------------------------------------------------------- training progress (last.npz)
+
+@settings(max_examples=40, deadline=None)
+@given(epoch=st.integers(0, 50), batch=st.integers(0, 40), step=st.integers(0, 10**6), best=st.booleans(),
+       sums=st.tuples(st.floats(0, 1e6), st.integers(1, 10**5)), seconds=st.floats(0, 1e5))
+def test_progress_meta_and_state_from_progress_are_inverse(epoch, batch, step, best, sums, seconds):
+    import functional_nn as fnn
+    loss_sum, rows = sums
+    params = fnn.init_mlp(np.random.default_rng(0), [3, 2])
+    metrics = fnn.EpochMetrics(loss_sum=loss_sum, correct=rows // 2, rows=rows)
+    best_epoch = fnn.Best(value=0.25, epoch=max(epoch, 1), bad_epochs=1, params=params) if best else None
+    state = fnn.TrainState(params=params, opt_state=None, epoch=epoch, step=step, batch=batch, metrics=metrics,
+                           best=best_epoch)
+    meta = json.loads(json.dumps(runs.progress_meta(state, seconds=seconds)))     # as last.npz stores it
+    back, back_seconds = runs.state_from_progress(meta, params, None, params if best else None)
+    assert (int(back.epoch), int(back.batch), int(back.step)) == (epoch, batch, step)
+    assert (back.best is None) == (not best)
+    if best:
+        assert (float(back.best.value), int(back.best.epoch), int(back.best.bad_epochs)) == (0.25, max(epoch, 1), 1)
+    if batch:                                            # a half-done epoch keeps its running sums and time
+        assert (float(back.metrics.loss_sum), int(back.metrics.correct), int(back.metrics.rows)) == \
+               (loss_sum, rows // 2, rows)
+        assert back_seconds == seconds
+    else:
+        assert back.metrics is None and back_seconds == 0.0
