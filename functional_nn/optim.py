@@ -171,7 +171,7 @@ def sgd(learning_rate: float | Schedule) -> FusedOptimizer:
         return (g if scaled else np.multiply(g, factor, out=g)), ()   # scaled: g is already -lr * gradient
 
     rule = LeafRule(coefficients, leaf, next_state=lambda state, moments: SgdState(step=state.step + 1),
-                    grad_scale=lambda state: coefficients(state)[0], name="sgd")
+                    grad_scale=lambda state: -_rate(learning_rate, state.step), name="sgd")
     return FusedOptimizer(lambda params: SgdState(step=np.int64(0)), rule)
 
 
