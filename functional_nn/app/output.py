@@ -44,9 +44,13 @@ class Output:
         elif text is not None and (always or not self.quiet):
             print(text, file=self.stdout, flush=True)
 
+    def shows_progress(self) -> bool:
+        """True when progress bars are shown: a text log, not --quiet, stderr a terminal."""
+        return not self.quiet and self.log == "text" and getattr(self.stderr, "isatty", lambda: False)()
+
     def progress_bar(self, total: int, initial: int, desc: str):
         """A tqdm bar on stderr when it is a terminal (text log, not quiet); else None."""
-        if self.quiet or self.log != "text" or not getattr(self.stderr, "isatty", lambda: False)():
+        if not self.shows_progress():
             return None
         from tqdm import tqdm
         return tqdm(total=total, initial=initial, desc=desc, file=self.stderr, leave=False,

@@ -67,7 +67,7 @@ def versions() -> dict:
     return {"python": platform.python_version(), "numpy": np.__version__, "functional_nn": own}
 
 
-def epoch_stream(train, settings: Mapping, norm_stage, *, epoch: int):
+def epoch_stream(train, settings: Mapping, norm_stage, epoch: int):
     """Normalized training batches of epoch ``epoch`` (from 1), shuffled (and shifted) as its seed says."""
     seed, shift = settings["seed"], settings["augment_shift"]
     return toolz.pipe(
@@ -324,8 +324,10 @@ def _epochs(state: fnn.TrainState, seconds: float, history: list[dict], *, train
     seed, epochs = settings["seed"], settings["epochs"]
     monitor = "val_loss" if val is not None else "loss"
     patience = settings["patience"] if settings["early_stopping"] else None
-    batches = partial(_epoch_batches, train=train, settings=settings, norm_stage=norm_stage, output=output,
-                      steps_per_epoch=steps_per_epoch)
+    batches = partial(epoch_stream, train, settings, norm_stage)
+    bar = _EpochBar.on_terminal(output, steps_per_epoch, settings["epochs"], resumed_at=state)
+    if bar is not None:                       # on a terminal: count the steps, show the running loss
+        batches, train_step = bar.batches(batches), bar.step(train_step)
     stages_ = [
         partial(fnn.with_validation, batches=partial(_data.eval_batches, val, norm_stage), n_classes=_data.N_CLASSES)
         if val is not None else toolz.identity,
@@ -392,18 +394,42 @@ def _timed(states):
         yield state, time.perf_counter() - t0
 
 
-def _epoch_batches(epoch: int, *, train, settings, norm_stage, output, steps_per_epoch):
-    """The epoch's batches, counted on a progress bar (on a terminal)."""
-    bar = output.progress_bar(steps_per_epoch, 0, f"Epoch {epoch}/{settings['epochs']}")
-    if bar is None:
-        yield from epoch_stream(train, settings, norm_stage, epoch=epoch)
-        return
-    try:
-        for b in epoch_stream(train, settings, norm_stage, epoch=epoch):
-            yield b
-            bar.update(1)
-    finally:
-        bar.close()
+class _EpochBar:
+    """A progress bar per epoch on a terminal: batches done of the epoch and its running training loss."""
+
+    def __init__(self, output: Output, steps_per_epoch: int, epochs: int, resumed_at: fnn.TrainState):
+        self.output, self.steps_per_epoch, self.epochs = output, steps_per_epoch, epochs
+        self.first = (int(resumed_at.epoch) + 1, int(resumed_at.batch))   # a resumed epoch starts part done
+        self.bar, self.loss_sum, self.rows = None, 0.0, 0
+
+    @classmethod
+    def on_terminal(cls, output: Output, steps_per_epoch: int, epochs: int, *, resumed_at: fnn.TrainState):
+        """The bar when ``output`` would show one (text log on a terminal, not quiet); else None."""
+        return cls(output, steps_per_epoch, epochs, resumed_at) if output.shows_progress() else None
+
+    def batches(self, epoch_batches):
+        """``epoch -> batches`` that opens the epoch's bar when the epoch starts and closes it at its end."""
+        def batches(epoch: int):
+            initial = self.first[1] if epoch == self.first[0] else 0
+            self.bar = self.output.progress_bar(self.steps_per_epoch, initial, f"Epoch {epoch}/{self.epochs}")
+            self.loss_sum, self.rows = 0.0, 0
+            try:
+                yield from epoch_batches(epoch)
+            finally:
+                self.bar.close()
+        return batches
+
+    def step(self, train_step):
+        """``train_step`` that moves the bar on and shows the running loss every 20 batches."""
+        def step(params, opt_state, x, y, rng):
+            result = train_step(params, opt_state, x, y, rng)
+            self.loss_sum += result[2].loss * len(y)
+            self.rows += len(y)
+            self.bar.update(1)
+            if self.bar.n % 20 == 0:
+                self.bar.set_postfix(loss=f"{self.loss_sum / self.rows:.4f}", refresh=False)
+            return result
+        return step
 
 
 def _interrupted(state: fnn.TrainState, seconds: float, run_dir, base_meta, signals, output, *,

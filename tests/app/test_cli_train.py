@@ -192,3 +192,41 @@ def test_option_combinations_train_and_evaluate(data, tmp_path, extra, capsys):
     assert main(["evaluate", str(run), "--json"]) == 0
     report = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert report["accuracy"] == pytest.approx(metrics["test_accuracy"])
+
+
+def test_the_progress_bar_on_a_terminal_counts_batches_shows_the_loss_and_changes_no_bit(data, tmp_path,
+                                                                                          monkeypatch):
+    settings = ["--hidden", "8", "--epochs", "2", "--batch-size", "16"]       # 68 batches per epoch
+    assert main(base_args(data, tmp_path / "plain", *settings, "--quiet")) == 0
+    from functional_nn.app.output import Output
+    bars = []
+
+    class Bar:                                        # records what tqdm would be told
+        def __init__(self, total, initial, desc):
+            self.total, self.initial, self.n, self.desc = total, initial, initial, desc
+            self.postfix, self.closed = [], False
+            bars.append(self)
+
+        def update(self, k):
+            self.n += k
+
+        def set_postfix(self, refresh=True, **values):
+            self.postfix.append(values)
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setattr(Output, "shows_progress", lambda self: True)         # as if stderr were a terminal
+    monkeypatch.setattr(Output, "progress_bar", lambda self, total, initial, desc: Bar(total, initial, desc))
+    assert main(base_args(data, tmp_path / "bar", *settings)) == 0
+    assert [(b.desc, b.total, b.n, b.closed) for b in bars] == [("Epoch 1/2", 68, 68, True),
+                                                                 ("Epoch 2/2", 68, 68, True)]
+    assert len(bars[0].postfix) == 3 and float(bars[0].postfix[-1]["loss"]) > 0      # every 20 batches
+    assert_params_bitwise_equal(tmp_path / "plain" / "model.npz", tmp_path / "bar" / "model.npz")
+    # a run resumed in the middle of epoch 2 starts that epoch's bar where it stopped
+    interrupted = fnn_signalled_at_step(signal.SIGINT, 68 + 10, base_args(data, tmp_path / "resumed", *settings))
+    assert interrupted.returncode == 130, interrupted.stderr
+    bars.clear()
+    assert main(["train", "--resume", str(tmp_path / "resumed")]) == 0
+    assert [(b.desc, b.initial, b.n, b.closed) for b in bars] == [("Epoch 2/2", 10, 68, True)]
+    assert_params_bitwise_equal(tmp_path / "plain" / "model.npz", tmp_path / "resumed" / "model.npz")
