@@ -146,8 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run ``fnn`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    tune_malloc()  # keep freed arrays in the heap: a training step then costs no page faults (see _malloc)
     command = next((a for a in argv if not a.startswith("-")), "")
+    if command != "bench":   # fnn bench sets the allocator itself, as its --malloc says
+        tune_malloc()        # keep freed arrays in the heap: a training step then costs no page faults (see malloc)
     prog = f"{PROG} {command}".strip()
     try:
         return _run(argv)

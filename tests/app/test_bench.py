@@ -204,3 +204,20 @@ def test_fnn_train_child_runs_this_checkout_from_anywhere():
     assert "from functional_nn.app.cli import main" in train_run.FNN[1]
     assert data.dataset_dir(Path("/d/mnist/mnist_train.csv")) == Path("/d")
     assert data.dataset_dir(Path("/d/other.csv")) is None
+
+
+def test_fnn_bench_leaves_the_allocator_to_its_malloc_flag(monkeypatch, capsys):
+    """`fnn` tunes glibc's malloc at start for every command but bench, whose --malloc decides (default: as is)."""
+    from functional_nn.app import cli
+    from functional_nn.app.bench import machine
+
+    calls = []
+    monkeypatch.setattr(cli, "tune_malloc", lambda: calls.append("fnn"))
+    monkeypatch.setattr(machine, "tune_malloc", lambda: calls.append("bench") or "tuned for the test")
+    assert cli.main(["bench", "--quick", "--json", "--no-peers", "--no-train", "--configs", "a",
+                     "--malloc", "default"]) == 0
+    assert calls == [] and json.loads(capsys.readouterr().out)["machine"]["malloc"] == "glibc defaults"
+    assert cli.main(["bench", "--quick", "--json", "--no-peers", "--no-train", "--configs", "a"]) == 0
+    assert calls == ["bench"] and json.loads(capsys.readouterr().out)["machine"]["malloc"] == "tuned for the test"
+    assert cli.main(["fetch", "--help"]) == 0
+    assert calls == ["bench", "fnn"]
