@@ -43,10 +43,6 @@ from pipelines.augment import random_shift
 IMAGE_SHAPE = (28, 28)
 
 
-class Diverged(Exception):
-    """The loss became NaN or infinite."""
-
-
 @attrs.frozen
 class Resumed:
     """A run to continue: where its training stands, the time spent in a half-done epoch, the last checkpoint's
@@ -208,11 +204,14 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
                                  norm_stage=norm_stage, train_step=train_step, schedule=schedule,
                                  steps_per_epoch=steps_per_epoch, run_dir=run_dir, base_meta=base_meta,
                                  signals=signals, output=output)
-        except Diverged as e:
+        except fnn.Diverged as e:
+            after = f"after epoch {int(e.state.epoch)}" if e.state.epoch else "the initial weights"
+            message = (f"{e}; training stopped. The last good checkpoint is {run_dir / 'last.npz'} ({after}). "
+                       f"Try a lower --lr (it was {settings['lr']:g})")
             last = ckpt.load(run_dir / "last.npz")          # the last good weights, marked: resuming is pointless
-            ckpt.save(run_dir / "last.npz", last.params, {**last.meta, "diverged": str(e)}, opt_state=last.opt_state)
-            output.event("diverged", None, {"message": str(e)})
-            output.warn(f"fnn train: error: {e}")
+            ckpt.save(run_dir / "last.npz", last.params, {**last.meta, "diverged": message}, opt_state=last.opt_state)
+            output.event("diverged", None, {"message": message})
+            output.warn(f"fnn train: error: {message}")
             return 1
     if status is not None:
         return status
@@ -341,37 +340,31 @@ def _epochs(state: fnn.TrainState, seconds: float, history: list[dict], *, train
                 batch_rng=partial(dropout_rng, seed) if settings["dropout"] > 0 else None,
                 stop=lambda epoch, done: signals.received is not None and done < steps_per_epoch),
         *stages_)
-    try:
-        for state, elapsed in states:
-            seconds += elapsed
-            if state.batch:                                  # a signal stopped the epoch after this batch
-                return _interrupted(state, seconds, run_dir, base_meta, signals, output,
-                                    steps_per_epoch=steps_per_epoch)
-            _epoch_done(state, seconds, history, settings=settings, schedule=schedule, run_dir=run_dir,
-                        base_meta=base_meta, patience=patience, output=output)
-            seconds = 0.0
-            if patience and fnn.patience_exhausted(state, patience):
-                output.note(f"fnn train: early stopping: {monitor} has not improved for {patience} epochs; "
-                            f"keeping the weights of epoch {int(state.best.epoch)}")
-                return None
-            if signals.received is not None and state.epoch < epochs:
-                return _interrupted(state, 0.0, run_dir, base_meta, signals, output, steps_per_epoch=steps_per_epoch)
-    except fnn.Diverged as e:
-        after = f"after epoch {int(e.state.epoch)}" if e.state.epoch else "the initial weights"
-        raise Diverged(f"{e}; training stopped. The last good checkpoint is {run_dir / 'last.npz'} ({after}). "
-                       f"Try a lower --lr (it was {settings['lr']:g})") from None
+    for state, elapsed in states:                        # fnn.Diverged goes up to train_command
+        seconds += elapsed
+        if state.batch:                                  # a signal stopped the epoch after this batch
+            return _interrupted(state, seconds, run_dir, base_meta, signals, output, steps_per_epoch=steps_per_epoch)
+        stopped_early = bool(patience) and fnn.patience_exhausted(state, patience)
+        _epoch_done(state, seconds, history, settings=settings, schedule=schedule, run_dir=run_dir,
+                    base_meta=base_meta, stopped_early=stopped_early, output=output)
+        seconds = 0.0
+        if stopped_early:
+            output.note(f"fnn train: early stopping: {monitor} has not improved for {patience} epochs; "
+                        f"keeping the weights of epoch {int(state.best.epoch)}")
+            return None
+        if signals.received is not None and state.epoch < epochs:
+            return _interrupted(state, 0.0, run_dir, base_meta, signals, output, steps_per_epoch=steps_per_epoch)
     return None
 
 
 def _epoch_done(state: fnn.TrainState, seconds: float, history: list[dict], *, settings, schedule, run_dir,
-                base_meta, patience, output) -> None:
+                base_meta, stopped_early: bool, output) -> None:
     """An epoch's record consumed: history row, checkpoints (best.npz when it improved, last.npz), the epoch line."""
     epoch, m = int(state.epoch), state.metrics
     row = {"epoch": epoch, "loss": m.loss, "accuracy": m.accuracy, "val_loss": m.value("val_loss"),
            "val_accuracy": m.value("val_accuracy"), "lr": float(schedule(int(state.step) - 1)),
            "seconds": round(seconds, 3)}
     history.append(row)
-    stopped_early = bool(patience) and fnn.patience_exhausted(state, patience)
     progress = _runs.progress_meta(state, finished=epoch == settings["epochs"] or stopped_early,
                                    stopped_early=stopped_early)
     meta = {**base_meta, "progress": progress}
