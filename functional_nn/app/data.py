@@ -15,7 +15,7 @@ import toolz
 
 from functional_nn.app.output import note
 from functional_nn.app.runs import run_config
-from functional_nn.app.settings import UsageError
+from functional_nn.app.settings import N_CLASSES, UsageError
 from pipelines import Chunk
 from pipelines import datasets as pl_datasets
 from pipelines import io as pl_io
@@ -23,7 +23,6 @@ from pipelines import stages
 from pipelines.stats import Standardizer, fit_standardizer
 
 CLASS_NAMES = {name: tuple(spec.classes) for name, spec in pl_datasets.DATASETS.items()}
-N_CLASSES = 10
 EVAL_BATCH = 1000
 
 

@@ -33,13 +33,17 @@ import numpy as np
 
 import functional_nn as fnn
 from functional_nn import checkpoint as ckpt
+from functional_nn.app import schema as sc
 from functional_nn.app.output import resume_command
-from functional_nn.app.settings import UsageError
-from functional_nn.params import readonly
+from functional_nn.app.schema import RunFileError
+from functional_nn.app.settings import (ACTIVATION_NAMES, DTYPES, MAX_COUNT, MAX_LAYERS, MAX_SEED, MAX_WIDTH,
+                                        N_CLASSES, NORMALIZATIONS, UsageError, check, coerce_settings)
+from functional_nn.params import Dense, readonly
 from pipelines.io.atomic import atomic_write_bytes
 
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 REQUIRED_HISTORY = ("epoch", "loss", "accuracy")
+MAX_HISTORY_BYTES = 256 << 20     # about a million epochs
 RUN_FILES = ("config.json", "history.csv", "metrics.json", "model.npz", "last.npz", "best.npz")
 
 
@@ -53,13 +57,9 @@ def write_json(path: str | Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
-def read_json(path: str | Path) -> dict:
-    """Read a JSON object; ``ValueError`` with the path if it is not valid JSON."""
-    path = Path(path)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
+def _where(path: Path) -> str:
+    """How errors name a run file: ``<run folder>: <file name>``."""
+    return f"{path.parent}: {path.name}"
 
 
 def default_run_dir(root: str | Path = "runs", *, now: float | None = None) -> Path:
@@ -109,10 +109,6 @@ def history_text(rows: Iterable[Mapping]) -> str:
     for row in rows:
         writer.writerow([_cell(row.get(k)) for k in HISTORY_FIELDS])
     return out.getvalue()
-
-
-class RunFileError(ValueError):
-    """A run folder's file is missing or malformed; the message is one line naming the file."""
 
 
 @attrs.frozen(eq=False)
@@ -219,47 +215,200 @@ def read_history(path: str | Path) -> History:
             ``runs/x: history.csv is missing`` or ``runs/x: history.csv:3: loss is not a number: 'abc'``.
     """
     path = Path(path)
-    where = f"{path.parent}: {path.name}"
-    if not path.is_file():
-        raise RunFileError(f"{where} is missing")
+    where = _where(path)
+    return parse_history(sc.read_text_file(path, where, max_bytes=MAX_HISTORY_BYTES), where=where)
+
+
+# ------------------------------------------------------------------------------ config.json and metrics.json
+
+def read_config(run_dir: str | Path) -> dict:
+    """A run folder's config.json, checked exactly as the command line's settings are (``settings.check``).
+
+    Every setting must be present with its type and within its range, and nothing else may be there; errors are
+    one line, ``<run folder>: config.json: <key>: ...`` (a ``UsageError``: the CLI exits 2).
+    """
+    path = Path(run_dir) / "config.json"
+    where = _where(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise RunFileError(f"{where}: cannot read: {e}") from None
-    return parse_history(text, where=where)
+        raw = sc.read_json_file(path, where)
+    except RunFileError as e:
+        raise UsageError(str(e)) from None
+    if not isinstance(raw, dict):
+        raise UsageError(f"{where}: expected a JSON object of settings, got {type(raw).__name__}")
+    settings = coerce_settings(raw, where=where, complete=True)
+    check(settings, {key: f"{where}: {key}" for key in settings})
+    return settings
 
 
-# ----------------------------------------------------------------------------------- a trained run's model
+def run_config(run_dir: Path) -> dict:
+    """A run folder's config.json validated (:func:`read_config`), or {} when the folder has none."""
+    return read_config(run_dir) if (Path(run_dir) / "config.json").exists() else {}
+
+
+def _square_counts(value, where):
+    rows = sc.list_of(sc.list_of(sc.integer(0, 2 ** 62), max_len=N_CLASSES), min_len=1, max_len=N_CLASSES)(value,
+                                                                                                           where)
+    if any(len(row) != len(rows) for row in rows):
+        raise RunFileError(f"{where}: expected a square matrix of counts ({len(rows)} rows of {len(rows)})")
+    return rows
+
+
+METRICS = sc.record(
+    {"test_loss": sc.number(0), "test_accuracy": sc.number(0, 1),
+     "per_class_accuracy": sc.list_of(sc.optional(sc.number(0, 1)), min_len=1, max_len=N_CLASSES),
+     "confusion": _square_counts},
+    {"n_test": sc.optional(sc.integer(0)), "best_epoch": sc.optional(sc.integer(0, MAX_COUNT)), "epochs_run": sc.integer(0, MAX_COUNT),
+     "stopped_early": sc.boolean, "classes": sc.list_of(sc.string(max_len=200), min_len=1, max_len=N_CLASSES)})
+
+
+def read_metrics(run_dir: str | Path) -> dict:
+    """A run folder's metrics.json, checked against ``METRICS``: the numbers in range, the confusion matrix square
+    with one per-class accuracy (and class name) per row, and ``n_test`` its total. ``RunFileError`` otherwise."""
+    path = Path(run_dir) / "metrics.json"
+    where = _where(path)
+    metrics = METRICS(sc.read_json_file(path, where), where)
+    k = len(metrics["confusion"])
+    for key in ("per_class_accuracy", "classes"):
+        if key in metrics and len(metrics[key]) != k:
+            raise RunFileError(f"{where}: {key}: expected {k} entries (one per row of confusion), "
+                               f"got {len(metrics[key])}")
+    total = sum(map(sum, metrics["confusion"]))
+    if metrics.get("n_test") is not None and metrics["n_test"] != total:
+        raise RunFileError(f"{where}: n_test: {metrics['n_test']}, but the confusion matrix counts {total} rows")
+    return metrics
+
+
+# ----------------------------------------------------------------------------------------------- model files
+
+def _normalization(n_features: int) -> sc.Check:
+    def check(value, where):
+        kind = sc.record({"kind": sc.choice(NORMALIZATIONS)})(value, where)["kind"]
+        if kind == "scale":
+            return {"kind": kind}
+        stats = sc.record({"mean": sc.list_of(sc.number(0, 255), min_len=n_features, max_len=n_features),
+                           "std": sc.list_of(sc.number(1e-6, 255), min_len=n_features, max_len=n_features)}
+                          )(value, where)
+        return {"kind": kind, "mean": stats["mean"], "std": stats["std"]}
+    return check
+
+
+def _image_shape(n_features: int) -> sc.Check:
+    def check(value, where):
+        shape = sc.list_of(sc.integer(1, MAX_WIDTH), min_len=2, max_len=2)(value, where)
+        if shape[0] * shape[1] != n_features:
+            raise RunFileError(f"{where}: {shape[0]}x{shape[1]} images, but the model takes {n_features} inputs")
+        return shape
+    return check
+
+
+PROGRESS = sc.record(
+    {"epoch": sc.integer(0, MAX_COUNT), "batch": sc.integer(0), "step": sc.integer(0),
+     "partial": sc.optional(sc.record({"loss_sum": sc.number(0), "correct": sc.integer(0), "rows": sc.integer(0),
+                                       "seconds": sc.number(0)})),
+     "best_value": sc.optional(sc.number()), "best_epoch": sc.integer(0, MAX_COUNT),
+     "bad_epochs": sc.integer(0, MAX_COUNT), "finished": sc.boolean, "stopped_early": sc.boolean})
+
+
+def _progress(value, where):
+    p = PROGRESS(value, where)
+    if (p["batch"] > 0) != (p["partial"] is not None):
+        raise RunFileError(f"{where}: partial: expected the running sums exactly when batch > 0")
+    if p["partial"] is not None and p["partial"]["correct"] > p["partial"]["rows"]:
+        raise RunFileError(f"{where}: partial: more correct rows than rows")
+    if p["best_epoch"] > p["epoch"] or (p["best_value"] is None) != (p["best_epoch"] == 0):
+        raise RunFileError(f"{where}: best_epoch: {p['best_epoch']} does not fit epoch {p['epoch']} "
+                           f"and best_value {p['best_value']}")
+    return p
+
+
+MODEL_KINDS = ("model", "best", "last")
+
+
+def check_model_meta(meta: dict, params, where: str, *, kind: str = "model") -> dict:
+    """The metadata of a run's model file checked against its schema and its arrays; returns it cleaned.
+
+    Args:
+        meta: the ``meta`` dict of a checkpoint written by ``fnn train``.
+        params: its parameters (a tuple of ``Dense``).
+        where: the file, for error messages.
+        kind: ``"last"`` also requires ``progress`` (the training state), which the others may lack.
+
+    Raises:
+        RunFileError: one line naming the file and the field.
+    """
+    if not (isinstance(params, tuple) and params and all(isinstance(p, Dense) for p in params)):
+        raise RunFileError(f"{where}: params: expected the layers of an MLP (a tuple of Dense)")
+    meta = sc.record({"sizes": sc.list_of(sc.integer(1, MAX_WIDTH), min_len=2, max_len=MAX_LAYERS + 2),
+                      "activation": sc.choice(ACTIVATION_NAMES)})(meta, where)
+    sizes = meta["sizes"]
+    n_features = sizes[0]
+    shapes = [(int(p.w.shape[0]), int(p.w.shape[1])) for p in params]
+    if shapes != list(zip(sizes[:-1], sizes[1:])):
+        raise RunFileError(f"{where}: sizes: {'-'.join(map(str, sizes))}, but the weights are "
+                           f"{', '.join(f'{a}x{b}' for a, b in shapes)}")
+    if sizes[-1] != N_CLASSES:
+        raise RunFileError(f"{where}: sizes: the model has {sizes[-1]} outputs, fnn's models have {N_CLASSES}")
+    dtype = str(params[0].w.dtype)
+    if dtype not in DTYPES:
+        raise RunFileError(f"{where}: params: {dtype} weights, expected one of {', '.join(DTYPES)}")
+    fields = {"normalization": _normalization(n_features)}
+    optional = {
+        "classes": sc.list_of(sc.string(max_len=200), min_len=N_CLASSES, max_len=N_CLASSES),
+        "dtype": sc.choice((dtype,)), "image_shape": sc.optional(_image_shape(n_features)),
+        "seed": sc.integer(0, MAX_SEED), "epoch": sc.integer(0, MAX_COUNT),
+        "dataset": sc.optional(sc.string()), "diverged": sc.string(max_len=1 << 16),
+        "dataset_sha256": sc.optional(_sha256s), "versions": sc.record({})}
+    if kind == "last":
+        fields["progress"] = _progress
+    else:
+        optional["progress"] = _progress
+    return sc.record(fields, optional)(meta, where)
+
+
+def _sha256s(value, where):
+    if not isinstance(value, dict) or len(value) > 16:
+        raise sc.fail(where, "a JSON object of file names to SHA-256 digests", value)
+    for name, digest in value.items():
+        if (not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest)
+                or len(name) > 4096):
+            raise RunFileError(f"{where}: {name[:60]!r}: expected a SHA-256 hex digest, got {digest!r:.70}")
+    return value
+
+
+def read_checkpoint(path: str | Path, kind: str = "model") -> ckpt.Checkpoint:
+    """One of a run's model files (model.npz, best.npz, last.npz) read and checked: the core's checks of the
+    archive (``checkpoint.load``) and then :func:`check_model_meta` of its metadata against its arrays.
+
+    Raises:
+        RunFileError: for any fault, one line naming the file (``runs/x: last.npz: sizes: ...``).
+    """
+    path = Path(path)
+    where = _where(path)
+    sc.check_regular_file(path, where)
+    try:
+        loaded = ckpt.load(path)
+    except ckpt.CheckpointError as e:
+        raise RunFileError(str(e)) from None
+    meta = check_model_meta(loaded.meta, loaded.params, where, kind=kind)
+    return ckpt.Checkpoint(params=loaded.params, meta=meta, opt_state=loaded.opt_state)
+
 
 def load_run_model(run_dir: str | Path, which: str = "model"):
-    """(params, meta) of a run folder's model.npz / best.npz / last.npz, or a one-line UsageError."""
+    """(params, meta) of a run folder's model.npz / best.npz / last.npz, checked (:func:`read_checkpoint`), or a
+    one-line error."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UsageError(f"{run_dir}: no such run folder")
     path = run_dir / f"{which}.npz"
-    if not path.is_file():
-        if which == "model" and (run_dir / "last.npz").is_file():
-            if ckpt.load(run_dir / "last.npz").meta.get("diverged"):
+    if not path.exists():
+        if which == "model" and (run_dir / "last.npz").exists():
+            if read_checkpoint(run_dir / "last.npz", "last").meta.get("diverged"):
                 raise UsageError(f"{path}: missing: the run diverged (its last good weights: --checkpoint last)")
             raise UsageError(f"{path}: missing: the run did not finish (resume it with "
                              f"{resume_command(run_dir)}, or pass --checkpoint last)")
         raise UsageError(f"{path}: missing (is {run_dir} a run folder made by fnn train?)")
-    loaded = ckpt.load(path)
-    for key in ("sizes", "normalization"):
-        if key not in loaded.meta:
-            raise UsageError(f"{path}: no '{key}' in its metadata (not written by fnn train)")
+    loaded = read_checkpoint(path, which)
     return loaded.params, loaded.meta
-
-
-def run_config(run_dir: Path) -> dict:
-    """A run folder's config.json ({} when it has none), or a one-line UsageError when it is not valid JSON."""
-    path = run_dir / "config.json"
-    if not path.is_file():
-        return {}
-    try:
-        return read_json(path)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
 
 
 # ------------------------------------------------------------------ training progress (last.npz metadata)

@@ -18,7 +18,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from functional_nn.app.schema import RunFileError, read_text_file
 from functional_nn.params import INITS
+from pipelines.datasets import DATASETS
 
 
 class UsageError(ValueError):
@@ -33,6 +35,7 @@ ACTIVATION_NAMES = ("relu", "leaky_relu", "tanh", "sigmoid")
 SCHEDULES = ("constant", "cosine", "step", "exponential")
 NORMALIZATIONS = ("scale", "standardize")
 DTYPES = ("float32", "float64")
+N_CLASSES = 10                  # every dataset the command trains on has ten classes (labels 0-9)
 
 # Every resolved setting of a training run, as written to config.json. None means "not used".
 DEFAULTS = MappingProxyType({
@@ -83,6 +86,17 @@ PRESETS = MappingProxyType({
 # Settings that may be given with --resume: they do not change the computation of the epochs already
 # planned (epochs may grow to train further).
 RESUMABLE = frozenset({"epochs", "data_dir"})
+PATH_SETTINGS = ("train", "test", "data_dir")   # file and folder paths (config.json records them absolute)
+
+# Upper bounds that keep every value within what the arithmetic can hold (the memory a configuration needs is
+# checked separately, against the machine, by functional_nn.app.resources.preflight).
+MAX_LAYERS = 64                 # hidden layers
+MAX_WIDTH = 1 << 24             # units per hidden layer
+MAX_COUNT = 1_000_000           # epochs, patience, warm-up epochs
+MAX_BATCH = 1 << 24             # rows per batch
+MAX_SEED = 2 ** 63 - 1
+MAX_FLOAT = 1e30                # lr, l2, weight decay, clip norm
+MAX_STRING = 4096               # paths and names
 
 _KINDS = {
     "dataset": "str?", "train": "str?", "test": "str?", "data_dir": "str", "hidden": "ints",
@@ -106,50 +120,84 @@ def flag_name(key: str) -> str:
 def read_toml(path: str | Path) -> dict:
     """Read a TOML settings file into a dict of setting keys (hyphens become underscores).
 
-    Keys may sit at the top level or in a ``[train]`` table. Raises ``UsageError`` for a missing or
-    malformed file or an unknown key.
+    Keys may sit at the top level or in a ``[train]`` table (not both for one key). The file must be a regular
+    file (a FIFO or device is refused before it is opened) of UTF-8 text, at most ``schema.MAX_TEXT_BYTES``.
+    Raises ``UsageError`` naming the file (and the key) for a missing, special, oversized, non-UTF-8 or malformed
+    file, an unknown key or a value of the wrong type.
     """
     path = Path(path)
     try:
-        with path.open("rb") as f:
-            raw = tomllib.load(f)
-    except FileNotFoundError:
-        raise UsageError(f"--config {path}: no such file") from None
+        text = read_text_file(path, f"--config {path}")
+    except RunFileError as e:
+        raise UsageError(str(e)) from None
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"--config {path}: not valid TOML: {e}") from None
-    except OSError as e:
-        raise UsageError(f"--config {path}: cannot read: {e.strerror or e}") from None
+    except RecursionError:
+        raise UsageError(f"--config {path}: not valid TOML: nested too deeply") from None
     table = dict(raw)
     if isinstance(table.get("train"), dict):
         nested = table.pop("train")
+        both = [k for k in nested if k in table]
+        if both:
+            raise UsageError(f"{path}: '{both[0]}' is set both at the top level and in [train]; keep one")
         table.update(nested)
+    return coerce_settings(table, where=str(path))
+
+
+def coerce_settings(table: Mapping, *, where: str, complete: bool = False) -> dict:
+    """Type-check a mapping of setting names (hyphens or underscores) to values, as read from a file.
+
+    Args:
+        table: names to values (TOML or JSON types: str, int, float, bool, list, None).
+        where: the file, for error messages (``<where>: <key>: ...``).
+        complete: every setting of ``DEFAULTS`` must be present (config.json), and nothing else.
+
+    Returns:
+        the settings with underscore names; floats as float, lists as new lists.
+
+    >>> coerce_settings({"batch-size": 64, "lr": 1}, where="c.toml")
+    {'batch_size': 64, 'lr': 1.0}
+    >>> coerce_settings({"lr": "fast"}, where="c.toml")
+    Traceback (most recent call last):
+    ...
+    functional_nn.app.settings.UsageError: c.toml: lr: expected a number, got 'fast'
+    """
     settings = {}
     for key, value in table.items():
         name = str(key).replace("-", "_")
         if name not in _KINDS:
-            raise UsageError(f"{path}: unknown setting '{key}' (known: {', '.join(sorted(_KINDS))})")
-        settings[name] = _coerce(value, name, f"{path}: {key}")
+            raise UsageError(f"{where}: unknown setting {str(key)[:60]!r} (known: {', '.join(sorted(_KINDS))})")
+        settings[name] = _coerce(value, name, f"{where}: {key}")
+    if complete:
+        missing = [k for k in DEFAULTS if k not in settings]
+        if missing:
+            raise UsageError(f"{where}: {missing[0]}: missing")
     return settings
 
 
 def _coerce(value, key: str, where: str):
-    """Check a TOML value against the setting's type; ints are accepted where floats are expected."""
+    """Check a file's value against the setting's type; ints are accepted where floats are expected."""
     kind = _KINDS[key]
     optional = kind.endswith("?")
     kind = kind.rstrip("?")
     if value is None and optional:
         return None
     ok = {
-        "str": isinstance(value, str),
+        "str": isinstance(value, str) and len(value) <= MAX_STRING and "\0" not in value,
         "float": isinstance(value, (int, float)) and not isinstance(value, bool),
         "int": isinstance(value, int) and not isinstance(value, bool),
         "bool": isinstance(value, bool),
-        "ints": isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
+        "ints": isinstance(value, list) and len(value) <= MAX_LAYERS
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
     }[kind]
     if not ok:
-        wanted = {"str": "a string", "float": "a number", "int": "an integer", "bool": "true or false",
-                  "ints": "a list of integers"}[kind]
-        raise UsageError(f"{where}: expected {wanted}, got {value!r}")
+        wanted = {"str": f"a string (at most {MAX_STRING} characters, no NUL)", "float": "a number",
+                  "int": "an integer", "bool": "true or false",
+                  "ints": f"a list of at most {MAX_LAYERS} integers"}[kind]
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise UsageError(f"{where}: expected {wanted}{' or null' if optional else ''}, got {shown}")
     if kind == "float":
         return float(value)
     if kind == "ints":
@@ -195,6 +243,9 @@ def resolve(flags: Mapping, file_settings: Mapping | None = None, *, config_path
 def check(settings: Mapping, sources: Mapping | None = None) -> None:
     """Raise ``UsageError`` naming the flag (or file key) of the first invalid setting.
 
+    Every setting of ``DEFAULTS`` must be present with its type (``UsageError`` otherwise, whatever the values
+    came from) and within its range; every number is bounded so that no computation with it overflows.
+
     >>> check(dict(DEFAULTS))
     >>> check({**DEFAULTS, "lr": 0.0})
     Traceback (most recent call last):
@@ -206,10 +257,15 @@ def check(settings: Mapping, sources: Mapping | None = None) -> None:
     def name(key):
         return sources.get(key, flag_name(key))
 
+    for key in DEFAULTS:
+        if key not in settings:
+            raise UsageError(f"{name(key)}: missing")
+        _coerce(settings[key], key, name(key))
+
     def fail(key, what):
         raise UsageError(f"{name(key)} {what}, got {settings[key]!r}")
 
-    def number(key, low=None, high=None, *, low_open=False, high_open=True):
+    def number(key, low=None, high=MAX_FLOAT, *, low_open=False, high_open=False):
         v = settings[key]
         if not math.isfinite(v):
             fail(key, "must be a finite number")
@@ -219,27 +275,32 @@ def check(settings: Mapping, sources: Mapping | None = None) -> None:
             fail(key, f"must be {'<' if high_open else '<='} {high:g}")
 
     for key, choices in (("optimizer", OPTIMIZERS), ("activation", ACTIVATION_NAMES), ("init", INITS),
-                         ("lr_schedule", SCHEDULES), ("dtype", DTYPES), ("normalize", NORMALIZATIONS)):
+                         ("lr_schedule", SCHEDULES), ("dtype", DTYPES), ("normalize", NORMALIZATIONS),
+                         ("preset", tuple(PRESETS))):
         if settings[key] not in choices:
             fail(key, f"must be one of {', '.join(choices)}")
+    if settings["dataset"] is not None and settings["dataset"] not in DATASETS:
+        fail("dataset", f"must be one of {', '.join(DATASETS)}")
     number("lr", 0, low_open=True)
-    number("momentum", 0, 1)
-    number("beta1", 0, 1)
-    number("beta2", 0, 1)
+    number("momentum", 0, 1, high_open=True)
+    number("beta1", 0, 1, high_open=True)
+    number("beta2", 0, 1, high_open=True)
     number("weight_decay", 0)
     number("l2", 0)
-    number("dropout", 0, 1)
-    number("validation_fraction", 0, 1)
-    number("warmup_epochs", 0)
+    number("dropout", 0, 1, high_open=True)
+    number("validation_fraction", 0, 1, high_open=True)
+    number("warmup_epochs", 0, MAX_COUNT)
     if settings["clip_norm"] is not None:
         number("clip_norm", 0, low_open=True)
-    for key, low in (("batch_size", 1), ("epochs", 1), ("patience", 1), ("seed", 0), ("augment_shift", 0)):
-        if settings[key] < low:
-            fail(key, f"must be an integer >= {low}")
-    if settings["augment_shift"] > 8:
-        fail("augment_shift", "must be at most 8 pixels")
-    if any(w < 1 for w in settings["hidden"]):
-        fail("hidden", "widths must be integers >= 1")
+    for key, low, high in (("batch_size", 1, MAX_BATCH), ("epochs", 1, MAX_COUNT), ("patience", 1, MAX_COUNT),
+                           ("seed", 0, MAX_SEED), ("augment_shift", 0, 8)):
+        if not low <= settings[key] <= high:
+            fail(key, f"must be an integer from {low} to {high}")
+    if any(not 1 <= w <= MAX_WIDTH for w in settings["hidden"]):
+        fail("hidden", f"widths must be integers from 1 to {MAX_WIDTH}")
+    for key in PATH_SETTINGS:
+        if settings[key] is not None and not settings[key]:
+            fail(key, "must not be empty")
     if settings["weight_decay"] > 0 and settings["optimizer"] != "adamw":
         raise UsageError(f"{name('weight_decay')} applies to --optimizer adamw only "
                          f"(the optimizer is {settings['optimizer']}; use --l2 for an L2 penalty)")

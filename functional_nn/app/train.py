@@ -35,7 +35,8 @@ from functional_nn.app import runs as _runs
 from functional_nn.app.evaluate import evaluation_metrics, predict_proba_batches
 from functional_nn.app.optimizer import make_optimizer, make_schedule
 from functional_nn.app.output import Output, epoch_line, resume_command
-from functional_nn.app.settings import DEFAULTS, RESUMABLE, UsageError, check, flag_name, read_toml, resolve
+from functional_nn.app.settings import (DEFAULTS, PATH_SETTINGS, RESUMABLE, UsageError, check, flag_name, read_toml,
+                                        resolve)
 from pipelines import datasets as pl_datasets
 from pipelines import stages
 from pipelines.augment import random_shift
@@ -163,6 +164,9 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
     schedule = make_schedule(settings, steps_per_epoch)
     optimizer = make_optimizer(settings, schedule)
     train_step = fnn.make_train_step(optimizer, l2=settings["l2"], dropout=settings["dropout"])
+    if resumed is not None:
+        _check_resumed(run_dir, resumed, sizes=sizes, dtype=dtype, optimizer=optimizer,
+                       steps_per_epoch=steps_per_epoch, batch_size=bs)
 
     with _Signals(output) as signals:
         if resumed is None:
@@ -181,6 +185,9 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
             start, seconds = resumed.state, resumed.seconds
             epoch, batch = int(start.epoch), int(start.batch)
             history = [r for r in _runs.read_history(run_dir / "history.csv").rows() if r["epoch"] <= epoch]
+            if [r["epoch"] for r in history] != list(range(1, epoch + 1)):
+                raise _runs.RunFileError(f"{run_dir}: history.csv: it records {len(history)} of the {epoch} "
+                                         "epochs that last.npz has trained")
             for name in ("metrics.json", "model.npz"):
                 (run_dir / name).unlink(missing_ok=True)
             _runs.write_json(run_dir / "config.json", settings)
@@ -208,7 +215,7 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
             after = f"after epoch {int(e.state.epoch)}" if e.state.epoch else "the initial weights"
             message = (f"{e}; training stopped. The last good checkpoint is {run_dir / 'last.npz'} ({after}). "
                        f"Try a lower --lr (it was {settings['lr']:g})")
-            last = ckpt.load(run_dir / "last.npz")          # the last good weights, marked: resuming is pointless
+            last = _runs.read_checkpoint(run_dir / "last.npz", "last")   # the last good weights, marked: resuming is pointless
             ckpt.save(run_dir / "last.npz", last.params, {**last.meta, "diverged": message}, opt_state=last.opt_state)
             output.event("diverged", None, {"message": message})
             output.warn(f"fnn train: error: {message}")
@@ -251,9 +258,6 @@ def train_from_args(args) -> int:
                          given=given, plots=not args.no_plots, output=output)
 
 
-PATH_SETTINGS = ("train", "test", "data_dir")
-
-
 def absolute_paths(settings: Mapping) -> dict:
     """The settings with their file and folder paths made absolute, so that config.json works from any folder.
 
@@ -270,10 +274,7 @@ def _resume_state(run_dir: Path, given: Mapping) -> tuple[dict, Resumed | None]:
         raise UsageError(f"--resume {run_dir}: no config.json there (not a run folder)")
     if not (run_dir / "last.npz").is_file():
         raise UsageError(f"--resume {run_dir}: no last.npz there (nothing to resume)")
-    try:
-        settings = _runs.read_json(run_dir / "config.json")
-    except ValueError as e:
-        raise UsageError(f"--resume {e}") from None
+    settings = _runs.read_config(run_dir)            # checked as the command line's settings are
     recorded = absolute_paths(settings)
     bad = sorted(k for k in given if k not in RESUMABLE and k not in ("config",)
                  and absolute_paths({k: given[k]})[k] != recorded.get(k))       # the same value may be repeated
@@ -282,7 +283,8 @@ def _resume_state(run_dir: Path, given: Mapping) -> tuple[dict, Resumed | None]:
                          f"{json.dumps(settings.get(bad[0]))} in {run_dir / 'config.json'}; only "
                          f"{', '.join(sorted(map(flag_name, RESUMABLE)))} may be changed)")
     settings.update(absolute_paths({k: given[k] for k in RESUMABLE if k in given}))
-    last = ckpt.load(run_dir / "last.npz")
+    check(settings, {k: flag_name(k) if k in given else f"{run_dir / 'config.json'}: {k}" for k in settings})
+    last = _runs.read_checkpoint(run_dir / "last.npz", "last")
     progress = last.meta.get("progress")
     if last.meta.get("diverged"):
         raise UsageError(f"--resume {run_dir}: this run diverged and would diverge again with the same settings; "
@@ -306,10 +308,36 @@ def _resume_state(run_dir: Path, given: Mapping) -> tuple[dict, Resumed | None]:
     return settings, _resumed(run_dir, last)
 
 
+def _check_resumed(run_dir: Path, resumed: Resumed, *, sizes, dtype, optimizer, steps_per_epoch: int,
+                   batch_size: int) -> None:
+    """RunFileError unless the saved training state fits the run's settings and data: the network's sizes and
+    dtype, the optimizer state's structure, shapes and dtypes, and where the epoch stands."""
+    where = f"{run_dir}: last.npz"
+    state, progress = resumed.state, resumed.meta["progress"]
+    if resumed.meta["sizes"] != sizes or state.params[0].w.dtype != dtype:
+        raise _runs.RunFileError(f"{where}: sizes: a {'-'.join(map(str, resumed.meta['sizes']))} "
+                                 f"{state.params[0].w.dtype} network, but config.json and the data make it "
+                                 f"{'-'.join(map(str, sizes))} {dtype}")
+    expected, expected_def = fnn.tree_flatten(optimizer.init(state.params))
+    saved, saved_def = fnn.tree_flatten(state.opt_state)
+    if expected_def != saved_def or ([(np.shape(a), np.asarray(a).dtype) for a in expected]
+                                     != [(np.shape(a), np.asarray(a).dtype) for a in saved]):
+        raise _runs.RunFileError(f"{where}: opt_state: not the state of the optimizer that config.json names")
+    if state.best is not None and state.best.params is not None and (
+            [(p.w.shape, p.w.dtype) for p in state.best.params] != [(p.w.shape, p.w.dtype) for p in state.params]):
+        raise _runs.RunFileError(f"{run_dir}: best.npz: its network differs from last.npz's")
+    rows = progress["partial"]["rows"] if progress["partial"] else 0
+    if (progress["batch"] >= steps_per_epoch or progress["step"] != progress["epoch"] * steps_per_epoch
+            + progress["batch"] or rows > progress["batch"] * batch_size):
+        raise _runs.RunFileError(f"{where}: progress: epoch {progress['epoch']}, batch {progress['batch']}, step "
+                                 f"{progress['step']} do not fit {steps_per_epoch} batches per epoch")
+
+
 def _resumed(run_dir: Path, last: ckpt.Checkpoint, *, finish_only: bool = False) -> Resumed:
     """The training state saved in last.npz, with the best epoch's weights from best.npz when it has one."""
     progress = last.meta["progress"]
-    best = ckpt.load(run_dir / "best.npz").params if progress["best_value"] is not None else None
+    best = (_runs.read_checkpoint(run_dir / "best.npz", "best").params if progress["best_value"] is not None
+            else None)
     state, seconds = _runs.state_from_progress(progress, last.params, last.opt_state, best)
     return Resumed(state=state, seconds=seconds, meta=last.meta, finish_only=finish_only)
 
@@ -442,9 +470,9 @@ def _interrupted(state: fnn.TrainState, seconds: float, run_dir, base_meta, sign
 
 def _finish(run_dir, *, test, settings, norm_stage, classes, plots, output) -> int:
     """Evaluate on the test set, write model.npz then metrics.json (the run is complete), draw plots."""
-    last = ckpt.load(run_dir / "last.npz")
+    last = _runs.read_checkpoint(run_dir / "last.npz", "last")
     progress = last.meta["progress"]
-    chosen = ckpt.load(run_dir / "best.npz") if progress["stopped_early"] else last
+    chosen = _runs.read_checkpoint(run_dir / "best.npz", "best") if progress["stopped_early"] else last
     params = chosen.params
     result = fnn.evaluate(params, _data.eval_batches(test, norm_stage), n_classes=_data.N_CLASSES)
     meta = {k: v for k, v in last.meta.items() if k != "progress"}

@@ -15,6 +15,7 @@ pytest.importorskip("PIL", reason="the plot extra is not installed: python -m pi
 from PIL import Image  # noqa: E402
 
 from functional_nn.app import runs as _runs, report  # noqa: E402
+from functional_nn.app.settings import DEFAULTS  # noqa: E402
 from functional_nn.app.report import ReportError, read_run, select_mistakes, write_report  # noqa: E402
 
 PICTURES = ("curves.png", "confusion.png", "per_class.png", "predictions.png", "mistakes.png", "filters.png",
@@ -25,8 +26,8 @@ FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shi
 def make_run(run_dir, *, epochs=3, validation=True, classes=None, best_epoch=2, n_classes=10):
     """A run folder as ``fnn train`` writes it (contract: "Run folder"), with made-up numbers."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = {"dataset": "mnist", "hidden": [16], "activation": "relu", "optimizer": "adam", "lr": 0.001,
-              "batch_size": 32, "epochs": epochs, "seed": 0, "dropout": 0.0}
+    config = {**DEFAULTS, "dataset": "mnist", "hidden": [16], "activation": "relu", "optimizer": "adam",
+              "lr": 0.001, "batch_size": 32, "epochs": epochs, "seed": 0, "dropout": 0.0}
     (run_dir / "config.json").write_text(json.dumps(config))
     with (run_dir / "history.csv").open("w", newline="") as f:
         writer = csv.writer(f)

@@ -21,7 +21,7 @@ from typing import Any
 
 import functional_nn
 from functional_nn.app.bench.data import checkout_root
-from functional_nn.app.runs import read_history, read_json
+from functional_nn.app.runs import read_history, read_metrics
 from pipelines import datasets
 
 # Runs a command and writes its exit status and peak RSS (rusage of exactly that child, from os.wait4) to a file.
@@ -76,7 +76,7 @@ def measure_fnn_train(extra_args: Sequence[str], data_dir: Path) -> dict[str, An
             "log_tail": log.read_text(errors="replace").strip().splitlines()[-3:],
         }
         try:
-            result["test_accuracy"] = read_json(run_dir / "metrics.json").get("test_accuracy")
+            result["test_accuracy"] = read_metrics(run_dir)["test_accuracy"]
         except (OSError, ValueError):
             pass
         history = read_history(run_dir / "history.csv")

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 
 import functional_nn as fnn
-from functional_nn import checkpoint as ckpt
 from functional_nn.app import data as _data
 from functional_nn.app import report
 from functional_nn.app import runs as _runs
@@ -27,7 +26,7 @@ def report_command(args) -> int:
     run_dir = Path(args.run_dir)
     if run_dir.is_dir() and not _runs.is_complete(run_dir):   # before the model: report needs a finished run
         last = run_dir / "last.npz"
-        if last.is_file() and ckpt.load(last).meta.get("diverged"):
+        if last.is_file() and _runs.read_checkpoint(last, "last").meta.get("diverged"):
             raise UsageError(f"{run_dir / 'metrics.json'}: missing: the run diverged, there is nothing to report")
         raise UsageError(f"{run_dir / 'metrics.json'}: missing: the run did not finish (resume it with "
                          f"{resume_command(run_dir)})")
