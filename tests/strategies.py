@@ -10,6 +10,7 @@ from hypothesis.extra.numpy import arrays
 from functional_nn.app import settings as fnn_settings
 from functional_nn.ops import ACTIVATIONS
 from pipelines import Chunk
+from pipelines.datasets import DATASETS
 
 finite32 = st.floats(-30, 30, width=32)
 seeds = st.integers(0, 2**32 - 1)
@@ -58,14 +59,13 @@ def chunk_streams(draw, max_chunks: int = 6, max_rows: int = 20, n_features: int
 def valid_settings(draw):
     """A full settings dict (every key of ``DEFAULTS``) that ``functional_nn.app.settings.check`` accepts."""
     s = fnn_settings
-    finite = dict(allow_nan=False, allow_infinity=False)
     unit = st.floats(0, 1, exclude_max=True)                      # [0, 1)
     optimizer = draw(st.sampled_from(s.OPTIMIZERS))
     early_stopping = draw(st.booleans())
     source = draw(st.sampled_from(["dataset", "dataset+test", "files", "dataset+files"]))
     path = st.text("abc/._-", min_size=1, max_size=12)
     return {
-        "dataset": draw(st.sampled_from(["mnist", "fashion"])) if "dataset" in source else None,
+        "dataset": draw(st.sampled_from(sorted(DATASETS))) if "dataset" in source else None,
         "train": draw(path) if "files" in source else None,
         "test": draw(path) if "test" in source or "files" in source else None,
         "data_dir": draw(path),
@@ -73,22 +73,22 @@ def valid_settings(draw):
         "activation": draw(st.sampled_from(s.ACTIVATION_NAMES)),
         "init": draw(st.sampled_from(s.INITS)),
         "optimizer": optimizer,
-        "lr": draw(st.floats(0, exclude_min=True, **finite)),
+        "lr": draw(st.floats(0, s.MAX_FLOAT, exclude_min=True)),
         "momentum": draw(unit),
         "beta1": draw(unit),
         "beta2": draw(unit),
-        "weight_decay": draw(st.floats(0, **finite)) if optimizer == "adamw" else 0.0,
-        "l2": draw(st.floats(0, **finite)),
+        "weight_decay": draw(st.floats(0, s.MAX_FLOAT)) if optimizer == "adamw" else 0.0,
+        "l2": draw(st.floats(0, s.MAX_FLOAT)),
         "dropout": draw(unit),
-        "clip_norm": draw(st.none() | st.floats(0, exclude_min=True, **finite)),
+        "clip_norm": draw(st.none() | st.floats(0, s.MAX_FLOAT, exclude_min=True)),
         "batch_size": draw(st.integers(1, 2**20)),
         "epochs": draw(st.integers(1, 10**4)),
         "lr_schedule": draw(st.sampled_from(s.SCHEDULES)),
-        "warmup_epochs": draw(st.floats(0, **finite)),
+        "warmup_epochs": draw(st.floats(0, s.MAX_COUNT)),
         "early_stopping": early_stopping,
         "patience": draw(st.integers(1, 100)),
         "validation_fraction": draw(st.floats(0, 1, exclude_min=early_stopping, exclude_max=True)),
-        "seed": draw(st.integers(0, 2**64 - 1)),
+        "seed": draw(st.integers(0, s.MAX_SEED)),
         "dtype": draw(st.sampled_from(s.DTYPES)),
         "normalize": draw(st.sampled_from(s.NORMALIZATIONS)),
         "augment_shift": draw(st.integers(0, 8)),

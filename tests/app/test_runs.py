@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from functional_nn.app import runs
+from functional_nn.app import runs, schema
 from functional_nn.app.runs import RunFileError, history_text, read_history
 from tests.strategies import history_rows
 
@@ -27,7 +27,7 @@ def test_atomic_write_text_keeps_the_newlines_and_leaves_no_temp_file(tmp_path):
 def test_write_json_read_json_round_trip(tmp_path):
     obj = {"hidden": [16, 8], "lr": 0.001, "name": "caf\u00e9", "test": None, "nested": {"a": True}}
     runs.write_json(tmp_path / "config.json", obj)
-    assert runs.read_json(tmp_path / "config.json") == obj
+    assert schema.read_json_file(tmp_path / "config.json") == obj
     assert (tmp_path / "config.json").read_text(encoding="utf-8").endswith("}\n")
 
 
@@ -35,7 +35,7 @@ def test_read_json_names_the_file_when_it_is_not_json(tmp_path):
     path = tmp_path / "config.json"
     path.write_text('{"lr": 0.1,', encoding="utf-8")
     with pytest.raises(ValueError, match=r"config\.json: not valid JSON") as info:
-        runs.read_json(path)
+        schema.read_json_file(path)
     assert str(info.value).startswith(f"{path}: ")
 
 

@@ -20,6 +20,11 @@ from functional_nn.app.settings import (
     DEFAULTS,
     DTYPES,
     INITS,
+    MAX_BATCH,
+    MAX_COUNT,
+    MAX_FLOAT,
+    MAX_SEED,
+    MAX_WIDTH,
     NORMALIZATIONS,
     OPTIMIZERS,
     PRESETS,
@@ -202,12 +207,12 @@ def test_read_toml_unknown_key_names_the_file_and_the_key(tmp_path, text, key):
     ("epochs = 2.0\n", "epochs", "an integer"),
     ('lr = "fast"\n', "lr", "a number"),
     ("lr = false\n", "lr", "a number"),
-    ("activation = 3\n", "activation", "a string"),
-    ("train = 3\n", "train", "a string"),
+    ("activation = 3\n", "activation", "a string (at most 4096 characters, no NUL)"),
+    ("train = 3\n", "train", "a string (at most 4096 characters, no NUL) or null"),
     ('early-stopping = "yes"\n', "early-stopping", "true or false"),
-    ("hidden = 128\n", "hidden", "a list of integers"),
-    ("hidden = [128, 1.5]\n", "hidden", "a list of integers"),
-    ("hidden = [true]\n", "hidden", "a list of integers"),
+    ("hidden = 128\n", "hidden", "a list of at most 64 integers"),
+    ("hidden = [128, 1.5]\n", "hidden", "a list of at most 64 integers"),
+    ("hidden = [true]\n", "hidden", "a list of at most 64 integers"),
     ("[train]\nbatch-size = 0.5\n", "batch-size", "an integer"),
 ])
 def test_read_toml_wrong_type_names_the_file_and_the_key(tmp_path, text, key, wanted):
@@ -223,30 +228,30 @@ def test_read_toml_bad_toml_names_the_flag_and_the_file(tmp_path):
 
 def test_read_toml_missing_file(tmp_path):
     path = tmp_path / "absent.toml"
-    assert usage_error(read_toml, path) == f"--config {path}: no such file"
+    assert usage_error(read_toml, path) == f"--config {path} is missing"
 
 
 def test_read_toml_unreadable_path(tmp_path):
-    assert usage_error(read_toml, tmp_path).startswith(f"--config {tmp_path}: cannot read: ")
+    assert usage_error(read_toml, tmp_path) == f"--config {tmp_path} is a folder"
 
 
 # ---------------------------------------------------------------- check
 
-# (key, low, low_open, high): a finite number in [low, high) (or (low, ...) when low_open); high None: no bound.
+# (key, low, low_open, high, high_open): a finite number between low and high, each bound open or closed.
 NUMBER_RULES = [
-    ("lr", 0.0, True, None),
-    ("momentum", 0.0, False, 1.0),
-    ("beta1", 0.0, False, 1.0),
-    ("beta2", 0.0, False, 1.0),
-    ("weight_decay", 0.0, False, None),
-    ("l2", 0.0, False, None),
-    ("dropout", 0.0, False, 1.0),
-    ("validation_fraction", 0.0, False, 1.0),
-    ("warmup_epochs", 0.0, False, None),
-    ("clip_norm", 0.0, True, None),                  # or None: no clipping
+    ("lr", 0.0, True, MAX_FLOAT, False),
+    ("momentum", 0.0, False, 1.0, True),
+    ("beta1", 0.0, False, 1.0, True),
+    ("beta2", 0.0, False, 1.0, True),
+    ("weight_decay", 0.0, False, MAX_FLOAT, False),
+    ("l2", 0.0, False, MAX_FLOAT, False),
+    ("dropout", 0.0, False, 1.0, True),
+    ("validation_fraction", 0.0, False, 1.0, True),
+    ("warmup_epochs", 0.0, False, MAX_COUNT, False),
+    ("clip_norm", 0.0, True, MAX_FLOAT, False),                  # or None: no clipping
 ]
-INTEGER_RULES = [("batch_size", 1, None), ("epochs", 1, None), ("patience", 1, None), ("seed", 0, None),
-                 ("augment_shift", 0, 8)]
+INTEGER_RULES = [("batch_size", 1, MAX_BATCH), ("epochs", 1, MAX_COUNT), ("patience", 1, MAX_COUNT),
+                 ("seed", 0, MAX_SEED), ("augment_shift", 0, 8)]
 CHOICES = {"optimizer": OPTIMIZERS, "activation": ACTIVATION_NAMES, "init": INITS, "lr_schedule": SCHEDULES,
            "dtype": DTYPES, "normalize": NORMALIZATIONS}
 
@@ -254,9 +259,9 @@ CHOICES = {"optimizer": OPTIMIZERS, "activation": ACTIVATION_NAMES, "init": INIT
 @st.composite
 def bad_numbers(draw):
     """(key, value) with value outside the key's range: NaN, an infinity, below its low or at/above its high."""
-    key, low, low_open, high = draw(st.sampled_from(NUMBER_RULES))
+    key, low, low_open, high, high_open = draw(st.sampled_from(NUMBER_RULES))
     below = st.floats(max_value=low, exclude_max=not low_open, allow_nan=False)        # includes -inf
-    above = st.floats(min_value=high, allow_nan=False) if high is not None else st.just(math.inf)
+    above = st.floats(min_value=high, exclude_min=not high_open, allow_nan=False)      # includes +inf
     return key, draw(below | above | st.just(math.nan))
 
 
@@ -293,15 +298,14 @@ def test_check_names_the_file_key_when_the_value_came_from_a_file(s, bad):
 @given(valid_settings(), st.sampled_from(INTEGER_RULES), st.data())
 def test_check_rejects_an_out_of_range_integer_naming_its_flag(s, rule, data):
     key, low, high = rule
-    value = data.draw(st.integers(max_value=low - 1) if high is None else
-                      st.integers(max_value=low - 1) | st.integers(min_value=high + 1))
+    value = data.draw(st.integers(max_value=low - 1) | st.integers(min_value=high + 1))
     message = usage_error(check, {**s, key: value})
     assert message.startswith(f"{flag_name(key)} must be ")
     assert message.endswith(f", got {value!r}")
 
 
 @settings(deadline=None)
-@given(valid_settings(), st.sampled_from(sorted(CHOICES)), st.text(max_size=8))
+@given(valid_settings(), st.sampled_from(sorted(CHOICES)), st.text(st.characters(exclude_characters="\0"), max_size=8))
 def test_check_rejects_an_unknown_choice_naming_its_flag(s, key, value):
     choices = CHOICES[key]
     if value in choices:
@@ -311,11 +315,13 @@ def test_check_rejects_an_unknown_choice_naming_its_flag(s, key, value):
 
 
 @settings(deadline=None)
-@given(valid_settings(), st.lists(st.integers(1, 64), max_size=3), st.integers(max_value=0), st.data())
-def test_check_rejects_a_hidden_width_below_one(s, widths, bad, data):
+@given(valid_settings(), st.lists(st.integers(1, 64), max_size=3),
+       st.integers(max_value=0) | st.integers(min_value=MAX_WIDTH + 1), st.data())
+def test_check_rejects_a_hidden_width_out_of_range(s, widths, bad, data):
     hidden = list(widths)
     hidden.insert(data.draw(st.integers(0, len(hidden))), bad)
-    assert usage_error(check, {**s, "hidden": hidden}) == f"--hidden widths must be integers >= 1, got {hidden!r}"
+    assert (usage_error(check, {**s, "hidden": hidden})
+            == f"--hidden widths must be integers from 1 to {MAX_WIDTH}, got {hidden!r}")
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -326,9 +332,11 @@ def test_check_rejects_a_hidden_width_below_one(s, widths, bad, data):
     ("dropout", math.nan, "--dropout must be a finite number, got nan"),
     ("warmup_epochs", -1.0, "--warmup-epochs must be a finite number >= 0, got -1.0"),
     ("clip_norm", 0.0, "--clip-norm must be a finite number > 0, got 0.0"),
-    ("batch_size", 0, "--batch-size must be an integer >= 1, got 0"),
-    ("seed", -1, "--seed must be an integer >= 0, got -1"),
-    ("augment_shift", 9, "--augment-shift must be at most 8 pixels, got 9"),
+    ("batch_size", 0, f"--batch-size must be an integer from 1 to {MAX_BATCH}, got 0"),
+    ("seed", -1, f"--seed must be an integer from 0 to {MAX_SEED}, got -1"),
+    ("augment_shift", 9, "--augment-shift must be an integer from 0 to 8, got 9"),
+    ("warmup_epochs", 1e308, f"--warmup-epochs must be <= {MAX_COUNT:g}, got 1e+308"),
+    ("hidden", [100_000_000], f"--hidden widths must be integers from 1 to {MAX_WIDTH}, got [100000000]"),
     ("optimizer", "lbfgs", "--optimizer must be one of sgd, momentum, nesterov, adam, adamw, rmsprop, got 'lbfgs'"),
     ("activation", "identity", "--activation must be one of relu, leaky_relu, tanh, sigmoid, got 'identity'"),
 ])
@@ -337,11 +345,17 @@ def test_check_messages(key, value, message):
 
 
 @settings(deadline=None)
-@given(valid_settings(), st.floats(0, exclude_min=True, allow_nan=False, allow_infinity=False))
+@given(valid_settings(), st.floats(0, MAX_FLOAT, exclude_min=True))
 def test_check_weight_decay_needs_adamw(s, decay):
     s = {**s, "optimizer": "adam", "weight_decay": decay}
     message = usage_error(check, s, {"weight_decay": "cfg.toml: weight-decay"})
     assert message.startswith("cfg.toml: weight-decay applies to --optimizer adamw only (the optimizer is adam;")
+
+
+def test_check_names_a_too_long_list_with_a_shortened_value():
+    message = usage_error(check, {**DEFAULTS, "hidden": [1] * 10_000})
+    assert message.startswith("--hidden: expected a list of at most 64 integers, got [1, 1, ")
+    assert message.endswith("...") and len(message) < 200
 
 
 def test_check_early_stopping_needs_a_validation_split():
