@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 import zipfile
 from pathlib import Path
@@ -156,26 +157,78 @@ def _fail(path: Path, reason: str) -> CheckpointError:
     return CheckpointError(f"{path}: " + " ".join(str(reason).split()))
 
 
+MAX_MEMBERS = 1 << 14            # arrays in one file; an MLP with Adam state has a few dozen
+MAX_HEADER_CHARS = 16 << 20      # the JSON header; a few kB for any MLP
+
+
+def _member_spec(path: Path, info: zipfile.ZipInfo, f, file_size: int) -> None:
+    """Check one archive member's ``.npy`` header against the member's real size before anything is allocated:
+    the array data must be exactly ``prod(shape) * itemsize`` bytes of a plain numeric dtype (a 0-d unicode
+    array for the JSON header), so that a header claiming 10^12 elements in a small file is refused."""
+    name = info.filename
+    if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size or info.file_size > file_size:
+        raise _fail(path, f"member {name}: compressed or larger than the file (not written by this program)")
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise _fail(path, f"member {name}: unsupported .npy version {version}")
+    if name == _HEADER + ".npy":
+        if dtype.kind != "U" or shape != () or dtype.itemsize > 4 * MAX_HEADER_CHARS:
+            raise _fail(path, f"member {name}: expected a JSON string, got {dtype} {shape}")
+    elif dtype.hasobject or dtype.kind not in "biuf":
+        raise _fail(path, f"member {name}: unsupported dtype {dtype}")
+    count = 1
+    for n in shape:
+        count *= n                                            # Python ints: no overflow
+    data_bytes = info.file_size - f.tell()
+    if count * dtype.itemsize != data_bytes:
+        raise _fail(path, f"member {name}: the header claims {count} x {dtype.itemsize} bytes, "
+                          f"the member holds {data_bytes}")
+
+
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    """Every array of the archive at ``path``, read eagerly so that a damaged member fails here."""
+    """Every array of the archive at ``path``, read eagerly so that a damaged member fails here. Only a regular
+    file is opened; each member's header is checked against its real size first (:func:`_member_spec`)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise _fail(path, "no such file") from None
+    except OSError as err:
+        raise _fail(path, f"cannot read: {err.strerror or err}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise _fail(path, "is a directory, not a checkpoint file")
+    if not stat.S_ISREG(st.st_mode):
+        raise _fail(path, "not a regular file (a FIFO, device or socket)")
     try:
         with open(path, "rb") as f:
             magic = f.read(4)
-    except FileNotFoundError:
-        raise _fail(path, "no such file") from None
-    except IsADirectoryError:
-        raise _fail(path, "is a directory, not a checkpoint file") from None
     except OSError as err:
         raise _fail(path, f"cannot read: {err.strerror or err}") from None
     if not magic:
         raise _fail(path, "empty file (truncated write?)")
     if magic != b"PK\x03\x04":
         raise _fail(path, "not a functional-nn checkpoint (not an .npz archive)")
+    arrays = {}
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return {name: data[name] for name in data.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            if len(infos) > MAX_MEMBERS:
+                raise _fail(path, f"{len(infos)} archive members, more than a checkpoint has")
+            for info in infos:
+                if not info.filename.endswith(".npy"):
+                    raise _fail(path, f"unexpected archive member {info.filename!r}")
+                with zf.open(info) as f:
+                    _member_spec(path, info, f, st.st_size)
+                with zf.open(info) as f:
+                    arrays[info.filename[:-4]] = np.lib.format.read_array(f, allow_pickle=False)
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, RuntimeError) as err:
         raise _fail(path, f"truncated or corrupt .npz archive: {err}") from None
+    return arrays
 
 
 def _load_tree(path: Path, name: str, info: Any, arrays: dict[str, np.ndarray]) -> Any:
@@ -186,6 +239,8 @@ def _load_tree(path: Path, name: str, info: Any, arrays: dict[str, np.ndarray]) 
             raise ValueError(f"structure has {treedef.num_leaves} leaves, header lists {len(specs)}")
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise _fail(path, f"corrupt {name} structure: {err}") from None
+    except RecursionError:
+        raise _fail(path, f"corrupt {name} structure: nested too deeply") from None
     leaves = []
     for i, spec in enumerate(specs):
         key = f"{name}/{i}"
@@ -193,9 +248,11 @@ def _load_tree(path: Path, name: str, info: Any, arrays: dict[str, np.ndarray]) 
             raise _fail(path, f"missing array {key}")
         leaf = arrays[key]
         try:
-            shape, dtype, kind = tuple(spec["shape"]), np.dtype(spec["dtype"]), spec["kind"]
-        except (KeyError, TypeError) as err:
+            shape, dtype, kind = tuple(spec["shape"]), np.dtype(str(spec["dtype"])), spec["kind"]
+        except (KeyError, TypeError, ValueError) as err:
             raise _fail(path, f"corrupt header for {key}: {err}") from None
+        if dtype.kind not in "biuf" or kind not in ("array", "scalar"):
+            raise _fail(path, f"corrupt header for {key}: a {kind!r} of dtype {dtype}")
         if leaf.shape != shape or leaf.dtype != dtype:
             raise _fail(path, f"{key} is {leaf.dtype} {leaf.shape}, the header says {dtype} {shape}")
         leaves.append(leaf[()] if kind == "scalar" else leaf)
@@ -242,6 +299,8 @@ def load(path: str | os.PathLike) -> Checkpoint:
         header = json.loads(str(arrays[_HEADER][()]))
     except (ValueError, TypeError) as err:
         raise _fail(path, f"corrupt metadata JSON: {err}") from None
+    except RecursionError:
+        raise _fail(path, "corrupt metadata JSON: nested too deeply") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise _fail(path, "not a functional-nn checkpoint (wrong format tag)")
     if header.get("version") != VERSION:

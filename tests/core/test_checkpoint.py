@@ -1,5 +1,7 @@
+import io
 import json
 import os
+import zipfile
 
 import numpy as np
 import pytest
@@ -148,14 +150,60 @@ def make_bad(kind, tmp_path):
             a["params/2"] = np.zeros((4, 3), np.float32)
             h["params"]["leaves"][2]["shape"] = [4, 3]
         rewrite_header(good, bad, swap)
+    elif kind == "huge_npy_header":              # a member whose .npy header claims 10^12 elements in a few bytes
+        write_members(good, bad, "params/0.npy", npy_bytes({"descr": "<f4", "fortran_order": False,
+                                                           "shape": (10**6, 10**6)}, b"\0" * 64))
+    elif kind == "overflowing_npy_header":       # dimensions whose product overflows int64
+        write_members(good, bad, "params/0.npy", npy_bytes({"descr": "<f4", "fortran_order": False,
+                                                           "shape": (2**62, 2**62, 16)}, b""))
+    elif kind == "object_member":
+        write_members(good, bad, "params/0.npy", npy_bytes({"descr": "|O", "fortran_order": False, "shape": (1,)},
+                                                           b"\0" * 8))
+    elif kind == "compressed":
+        with np.load(good, allow_pickle=False) as data:
+            np.savez_compressed(bad, **{k: data[k] for k in data.files})
+    elif kind == "complex_leaf":
+        def complex_leaf(h, a):
+            a["params/1"] = a["params/1"].astype(np.complex64)
+            h["params"]["leaves"][1]["dtype"] = "<c8"
+        rewrite_header(good, bad, complex_leaf)
+    elif kind == "deep_json":                    # 100,000-deep nesting in the metadata
+        with np.load(good, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        arrays["__checkpoint__"] = np.array("[" * 100_000 + "]" * 100_000)
+        np.savez(bad, **arrays)
+    elif kind == "deep_tree":                    # a structure 900 levels deep: valid JSON, too deep to rebuild
+        with np.load(good, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        header = json.loads(str(arrays["__checkpoint__"][()]))
+        header["params"]["tree"] = "@TREE@"
+        nested = '{"node": "tuple", "children": [' * 900 + '{"node": "leaf"}' + "]}" * 900
+        arrays["__checkpoint__"] = np.array(json.dumps(header).replace('"@TREE@"', nested))
+        np.savez(bad, **arrays)
+    elif kind == "fifo":
+        os.mkfifo(bad)
     else:
         raise AssertionError(kind)
     return bad
 
 
+def npy_bytes(header: dict, payload: bytes) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, header)
+    return buf.getvalue() + payload
+
+
+def write_members(src, dst, name, data):
+    """Copy the archive ``src`` to ``dst`` with member ``name`` replaced by raw ``data`` (stored, as np.savez)."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            zout.writestr(info.filename, data if info.filename == name else zin.read(info))
+
+
 BAD_KINDS = [
     "missing", "directory", "empty", "truncated", "corrupt", "text", "npy", "foreign_npz", "wrong_format", "bad_json",
-    "shape_mismatch", "dtype_mismatch", "missing_array", "unknown_class", "layer_chain",
+    "shape_mismatch", "dtype_mismatch", "missing_array", "unknown_class", "layer_chain", "huge_npy_header",
+    "overflowing_npy_header", "object_member", "compressed", "complex_leaf", "deep_json", "deep_tree", "fifo",
 ]
 
 
