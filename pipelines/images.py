@@ -12,6 +12,8 @@ so that its centre of mass sits at the centre of the 28x28 field.
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +38,20 @@ def load_gray(path: str | Path) -> np.ndarray:
     """Read an image file as (h, w) uint8 grayscale; transparent pixels become the background (white behind
     dark ink, black behind light ink).
 
-    Raises ``ImageError`` naming the path when the file is missing or not an image.
+    Raises ``ImageError`` naming the path when the file is missing, not a regular file or not an image.
     """
     image_mod = _pil()
     path = Path(path)
-    if path.is_dir():
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except OSError as e:
+        raise ImageError(f"{path}: cannot read: {e.strerror or e}") from None
+    if stat.S_ISDIR(mode):
         raise ImageError(f"{path}: is a folder, not a file")
+    if not stat.S_ISREG(mode):                   # a FIFO would block the open, a device never end
+        raise ImageError(f"{path}: not a regular file (a FIFO, device or socket)")
     try:
         with image_mod.open(path) as im:
             im.load()

@@ -35,6 +35,7 @@ from functional_nn.app import runs as _runs
 from functional_nn.app.evaluate import evaluation_metrics, predict_proba_batches
 from functional_nn.app.optimizer import make_optimizer, make_schedule
 from functional_nn.app.output import Output, epoch_line, resume_command
+from functional_nn.app.resources import check_training_memory
 from functional_nn.app.settings import (DEFAULTS, PATH_SETTINGS, RESUMABLE, UsageError, check, flag_name, read_toml,
                                         resolve)
 from pipelines import datasets as pl_datasets
@@ -149,6 +150,7 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
     classes = _data.class_names(dataset=settings["dataset"])
     sizes = [n_features, *settings["hidden"], _data.N_CLASSES]
     dtype = np.dtype(settings["dtype"])
+    check_training_memory(settings, sizes, sources, rows=len(train.y), eval_batch=_data.EVAL_BATCH)  # preflight
     if resumed is not None and resumed.meta.get("dataset_sha256") != sha:
         raise UsageError(f"--resume {run_dir}: the data differs from the run's (SHA-256 mismatch)")
     norm_meta = (resumed.meta["normalization"] if resumed is not None
