@@ -40,6 +40,35 @@ class _CsvSpec:
         return f"column {j + 1} (label)" if j == self.label else f"column {j + 1}"
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
+def _text_blocks(blocks: Iterator[bytes]) -> Iterator[bytes]:
+    """CSV bytes with a leading UTF-8 byte-order mark dropped and every line end (``\\r\\n``, ``\\r``,
+    ``\\n``) made ``\\n``, as Python's universal newlines read them (``\\r\\r\\n`` is a line end, then a blank
+    line). Two ``bytes.replace`` passes per block that holds a ``\\r``: linear time whatever the line ends.
+
+    >>> list(_text_blocks(iter([b"\\xef\\xbb", b"\\xbf1,2\\r", b"\\n3,4\\r\\r\\n5,6\\r"])))
+    [b'1,2', b'\\n3,4\\n\\n5,6', b'\\n']
+    """
+    pending, at_start = b"", True     # held back: a possible BOM's first bytes, or a '\r' that a '\n' may follow
+    for data in blocks:
+        data, pending = pending + data, b""
+        if at_start:
+            if len(data) < len(_BOM) and _BOM.startswith(data):
+                pending = data
+                continue
+            data, at_start = data.removeprefix(_BOM), False
+        if data.endswith(b"\r"):
+            data, pending = data[:-1], b"\r"
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if data:
+            yield data
+    if pending:
+        yield b"\n" if pending == b"\r" else pending
+
+
 def _is_number(text: bytes) -> bool:
     try:
         float(text)
@@ -142,14 +171,14 @@ def _fast_block(data: bytes, spec: _CsvSpec) -> tuple[np.ndarray, np.ndarray | N
 
 
 def _parse_value(text: bytes) -> int | str:
-    """An integer, or the reason it is not one."""
-    shown = text.decode("utf-8", "backslashreplace")
+    """An integer written as ASCII digits, or the reason the field is not one. Signs, points, exponents,
+    underscores (``2_5``, which Python's ``int`` would take) and other scripts' digits are refused, as
+    ``np.loadtxt(dtype=np.uint8)`` refuses them; surrounding blanks are the caller's to strip."""
+    shown = text[:24].decode("utf-8", "backslashreplace") + ("..." if len(text) > 24 else "")
     if not text:
         return "empty field"
-    try:
-        return int(text)
-    except ValueError:
-        pass
+    if text.isdigit():                                    # bytes.isdigit: ASCII 0-9 only
+        return int(text) if len(text) <= 24 else f"{shown!r} out of range"
     try:
         value = float(text)
     except ValueError:
@@ -158,7 +187,9 @@ def _parse_value(text: bytes) -> int | str:
         return f"{shown!r} is NaN or inf"
     if value != int(value):
         return f"{shown!r} is not an integer"
-    return int(value)
+    if text[:1] == b"-" and text[1:].isdigit():         # -1: the range check names it
+        return int(text) if len(text) <= 24 else f"{shown!r} out of range"
+    return f"{shown!r} is not written as plain digits"
 
 
 def _slow_line(line: bytes, spec: _CsvSpec) -> tuple[np.ndarray, int | None] | str | None:
@@ -185,15 +216,39 @@ def _slow_line(line: bytes, spec: _CsvSpec) -> tuple[np.ndarray, int | None] | s
     return row, None if spec.label is None else values[spec.label]
 
 
+def _without_blank_lines(data: bytes) -> bytes | None:
+    """The complete lines of ``data`` less its blank ones (only blanks: ``bytes.strip`` empties them), or
+    ``None`` when it has none. Vectorised: a file of blank lines costs linear time, not a Python step each."""
+    b = np.frombuffer(data, np.uint8)
+    ends = np.flatnonzero(b == 10)
+    if not len(ends):
+        return None
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    ink = np.logical_or.reduceat(_INK[b], starts)
+    if ink.all():
+        return None
+    return b[np.repeat(ink, np.diff(np.append(starts, len(b))))].tobytes()
+
+
+def _fast_lines(data: bytes, spec: _CsvSpec) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """``_fast_block`` of a block of complete lines, blank lines skipped; ``None`` if any line is off."""
+    fast = _fast_block(data, spec)
+    if fast is None and (dense := _without_blank_lines(data)) is not None:
+        fast = _fast_block(dense, spec) if dense else (np.zeros((0, len(spec.features)), np.uint8),
+                                                      None if spec.label is None else np.zeros(0, np.int64))
+    return fast
+
+
 def _parse_lines(data: bytes, line0: int, spec: _CsvSpec, bad: _BadRows, parts: list) -> int:
     """Append parts (x, y) of complete lines starting at line ``line0`` to ``parts``; return the line count.
 
-    The vectorised path takes the whole block; if it finds anything off, ``_bisect_lines`` takes over.
+    The vectorised path takes the whole block (blank lines skipped); if it finds anything off,
+    ``_bisect_lines`` takes over.
     """
-    fast = _fast_block(data, spec)
+    fast = _fast_lines(data, spec)
     if fast is not None:
         parts.append(fast)
-        return len(fast[0])
+        return data.count(b"\n")
     return _bisect_lines(data, line0, spec, bad, parts)
 
 
@@ -229,12 +284,12 @@ def _take_parsed(pending: deque, keep: int, line0: int, spec: _CsvSpec,
     while len(pending) > keep:
         block, future = pending.popleft()
         parts: list = []
-        fast = _fast_block(block, spec) if future is None else future.result()
+        fast = _fast_lines(block, spec) if future is None else future.result()
         if fast is None:
             lines += _bisect_lines(block, line0 + lines, spec, bad, parts)
         else:
             parts.append(fast)
-            lines += len(fast[0])
+            lines += block.count(b"\n")
         for x, y in parts:
             rows += len(x)
             yield x, y
@@ -242,7 +297,8 @@ def _take_parsed(pending: deque, keep: int, line0: int, spec: _CsvSpec,
 
 
 def _csv_parts(path: Path, *, header, label_col, n_classes: int, bad: _BadRows, block_bytes: int | None = None,
-               workers: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+               workers: int | None = None, tally: sources.Tally | None = None
+               ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
     """Parts (x, y) of a CSV in file order, from blocks of complete lines.
 
     The first block (so a file of one block starts no thread) and the line completed at the end of the file are
@@ -254,7 +310,7 @@ def _csv_parts(path: Path, *, header, label_col, n_classes: int, bad: _BadRows, 
     """
     block_bytes = sources.BLOCK_BYTES if block_bytes is None else block_bytes
     workers = PARSE_WORKERS if workers is None else workers
-    blocks = _byte_blocks(path, block_bytes)
+    blocks = _text_blocks(_byte_blocks(path, block_bytes, tally))
     buf, line0, spec, n_rows, has_header, n_blocks = b"", 1, None, 0, False, 0
     pending: deque = deque()
     pool = None
@@ -271,8 +327,9 @@ def _csv_parts(path: Path, *, header, label_col, n_classes: int, bad: _BadRows, 
             else:
                 buf += data
             if spec is None:
-                while (end := buf.find(b"\n")) >= 0 and not buf[:end].strip():  # leading blank lines
-                    buf, line0 = buf[end + 1 :], line0 + 1
+                ink = len(buf) - len(buf.lstrip())                  # leading blank lines, in one step
+                cut = buf.rfind(b"\n", 0, ink) + 1
+                buf, line0 = buf[cut:], line0 + buf.count(b"\n", 0, cut)
                 if buf.find(b"\n") < 0:
                     if data is None:
                         raise DataError(path, 0, "empty file (no data rows)")
@@ -287,7 +344,7 @@ def _csv_parts(path: Path, *, header, label_col, n_classes: int, bad: _BadRows, 
                 if pool is None and workers and n_blocks > 1 and data is not None:  # more to come: worth threads
                     pool = ThreadPoolExecutor(workers, thread_name_prefix="fnn-parse")
                 if pool is not None and data is not None:
-                    pending.append((block, pool.submit(_fast_block, block, spec)))
+                    pending.append((block, pool.submit(_fast_lines, block, spec)))
                 else:
                     pending.append((block, None))
                 lines, rows = yield from _take_parsed(pending, 0 if pool is None else 2 * workers, line0, spec, bad)
@@ -329,7 +386,7 @@ def csv_row_lines(path: str | os.PathLike, *, header: bool | str = "auto",
     """
     path = Path(path)
     _check_file(path)
-    blocks = _byte_blocks(path, block_bytes)
+    blocks = _text_blocks(_byte_blocks(path, block_bytes))
     found, tail, line0, first = [], b"", 1, None
     while tail is not None:
         try:

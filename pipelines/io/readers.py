@@ -7,21 +7,24 @@ May import NumPy, the standard library, ``pipelines.chunk`` and every module of 
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from pipelines.chunk import Chunk, DataError, DataWarning, recut
 from pipelines.io.bad_rows import _BadRows
-from pipelines.io.cache import _cache_load, _cache_store, file_sha256
+from pipelines.io.cache import _cache_load, _cache_store
 from pipelines.io.csv_format import _csv_parts
 from pipelines.io.idx_format import _idx_parts, _is_idx, find_labels_file
-from pipelines.io.sources import _check_file
+from pipelines.io.sources import Tally, _check_file
 
-def _parts(path: Path, *, label_col, header, n_classes, bad, labels_path, chunk_rows):
+FRESH_SECONDS = 2.0   # a source modified this recently is not cached: a write in the same clock tick could
+                      # leave its size and modification time unchanged
+
+def _parts(path: Path, *, label_col, header, n_classes, bad, labels_path, chunk_rows, tallies=None):
     if _is_idx(path):
         if label_col is None:
             labels_path = None
@@ -34,8 +37,9 @@ def _parts(path: Path, *, label_col, header, n_classes, bad, labels_path, chunk_
         if labels_path is not None:
             labels_path = Path(labels_path)
             _check_file(labels_path)
-        return _idx_parts(path, labels_path, n_classes=n_classes, bad=bad, chunk_rows=chunk_rows)
-    return _csv_parts(path, header=header, label_col=label_col, n_classes=n_classes, bad=bad)
+        return _idx_parts(path, labels_path, n_classes=n_classes, bad=bad, chunk_rows=chunk_rows, tallies=tallies)
+    return _csv_parts(path, header=header, label_col=label_col, n_classes=n_classes, bad=bad,
+                      tally=None if tallies is None else tallies[0])
 
 
 def read_chunks(path: str | os.PathLike, *, chunk_rows: int = 8192, label_col: int | str | None = 0,
@@ -84,11 +88,12 @@ def _stream(path, bad, **options) -> Iterator[Chunk]:
         bad.report()
 
 
-def _read_whole(path: Path, *, label_col, header, n_classes, on_bad_row, labels_path) -> tuple[Chunk, _BadRows]:
+def _read_whole(path: Path, *, label_col, header, n_classes, on_bad_row, labels_path,
+                tallies=None) -> tuple[Chunk, _BadRows]:
     bad = _BadRows(path, on_bad_row)
     xs, ys = [], []
     for x, y in _parts(path, label_col=label_col, header=header, n_classes=n_classes, bad=bad,
-                       labels_path=labels_path, chunk_rows=1 << 30):
+                       labels_path=labels_path, chunk_rows=1 << 30, tallies=tallies):
         xs.append(x)
         ys.append(y)
     if not xs:  # every row was skipped
@@ -148,14 +153,28 @@ def read_arrays_with_sha256(path, *, label_col=0, header="auto", n_classes=10, o
         chunk, bad = _read_whole(path, labels_path=labels_path, **options)
         bad.report()
         return chunk, {}
-    with ThreadPoolExecutor(max_workers=1) as pool:  # hashlib releases the GIL: hash while parsing
-        hashing = pool.submit(lambda: [file_sha256(s) for s in sources])
-        chunk, bad = _read_whole(path, labels_path=labels_path, **options)
-        shas = hashing.result()
+    tallies = [Tally() for _ in sources]          # each source hashed from the very bytes the parser reads
+    chunk, bad = _read_whole(path, labels_path=labels_path, tallies=tallies, **options)
+    shas = [_verified_digest(source, tally) for source, tally in zip(sources, tallies)]
     bad.report()
-    if cache_dir is not None:
-        _cache_store(Path(cache_dir), sources, shas, options, chunk, bad.record())
+    if cache_dir is not None and all(time.time() - tally.opened.st_mtime >= FRESH_SECONDS for tally in tallies):
+        _cache_store(Path(cache_dir), sources, shas, options, chunk, bad.record(), [t.opened for t in tallies])
     return chunk, {s.name: sha for s, sha in zip(sources, shas)}
+
+
+def _verified_digest(path: Path, tally: Tally) -> str:
+    """The SHA-256 of the bytes parsed from ``path``, after checking that they were the whole file and that the
+    file did not change while it was read (its size, modification time and inode as when it was opened)."""
+    try:
+        now = os.stat(path)
+    except OSError as exc:
+        raise DataError(path, 0, f"cannot read: {exc.strerror or exc}") from None
+    opened = tally.opened
+    same = (opened is not None and tally.n_bytes == opened.st_size
+            and (now.st_size, now.st_mtime_ns, now.st_ino) == (opened.st_size, opened.st_mtime_ns, opened.st_ino))
+    if not same:
+        raise DataError(path, 0, "the file changed while it was being read; read it again when it is complete")
+    return tally.digest.hexdigest()
 
 
 def _report_cached(path: Path, record: dict) -> None:

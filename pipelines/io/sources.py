@@ -7,6 +7,9 @@ May import the standard library and ``pipelines.chunk``; nothing else of ``pipel
 
 from __future__ import annotations
 
+import hashlib
+import os
+import stat
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,38 +24,82 @@ class _Truncated(Exception):
     """The gzip stream ended early (or is corrupt); the caller knows the line number."""
 
 
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise DataError(path, 0, "no such file")
-    if path.is_dir():
+def _check_file(path: Path) -> os.stat_result:
+    """``os.stat`` of a data file; DataError unless it is a non-empty regular file (a FIFO, device or socket is
+    refused before anything opens it: reading one could block forever or never end)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DataError(path, 0, "no such file") from None
+    except OSError as exc:
+        raise DataError(path, 0, f"cannot read: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
         raise DataError(path, 0, "is a directory, not a data file")
-    if path.stat().st_size == 0:
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(path, 0, "not a regular file (a FIFO, device or socket)")
+    if st.st_size == 0:
         raise DataError(path, 0, "empty file (0 bytes)")
+    return st
 
 
-def _byte_blocks(path: Path, block_bytes: int) -> Iterator[bytes]:
+def open_regular(path: Path) -> BinaryIO:
+    """Open a data file for reading without blocking on a FIFO (O_NONBLOCK) and check, on the open descriptor,
+    that it is a regular file: a file swapped for a FIFO after :func:`_check_file` cannot hang the reader."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise DataError(path, 0, "no such file") from None
+    except OSError as exc:
+        raise DataError(path, 0, f"cannot read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DataError(path, 0, "not a regular file (a FIFO, device or socket)")
+    return os.fdopen(fd, "rb")
+
+
+class Tally:
+    """The SHA-256 and count of the raw bytes a reader took from a file, and the file's status when it was
+    opened: the parse cache stores rows only under the digest of the very bytes they were parsed from."""
+
+    def __init__(self) -> None:
+        self.digest, self.n_bytes, self.opened = hashlib.sha256(), 0, None
+
+    def add(self, data: bytes) -> bytes:
+        self.digest.update(data)
+        self.n_bytes += len(data)
+        return data
+
+
+def _byte_blocks(path: Path, block_bytes: int, tally: Tally | None = None) -> Iterator[bytes]:
     """Decompressed bytes of ``path`` in blocks of at most ``block_bytes``; gzip is detected by its magic bytes.
+    With ``tally``, every raw byte read is hashed and counted, and the file's ``fstat`` at opening recorded.
 
     Raises ``_Truncated`` for a cut or corrupt gzip stream.
     """
-    with open(path, "rb") as raw:
-        magic = raw.read(2)
-        raw.seek(0)
+    with open_regular(path) as raw:
+        if tally is not None:
+            tally.opened = os.fstat(raw.fileno())
+            read = lambda n: tally.add(raw.read(n))  # noqa: E731
+        else:
+            read = raw.read
+        magic = read(2)
         if magic != b"\x1f\x8b":
             if path.suffix == ".gz":
                 raise DataError(path, 0, "not a gzip file (name ends in .gz but the gzip magic bytes are missing)")
-            while data := raw.read(block_bytes):
+            if magic:
+                rest = read(block_bytes - len(magic))
+                yield magic + rest
+            while data := read(block_bytes):
                 yield data
             return
-        yield from _gunzip_blocks(raw, block_bytes)
+        yield from _gunzip_blocks(read, block_bytes, magic)
 
 
-def _gunzip_blocks(raw: BinaryIO, block_bytes: int) -> Iterator[bytes]:
+def _gunzip_blocks(read, block_bytes: int, pending: bytes = b"") -> Iterator[bytes]:
     inflater = zlib.decompressobj(wbits=31)
-    pending = b""
     while True:
         if not pending:
-            pending = raw.read(block_bytes)
+            pending = read(block_bytes)
             if not pending:
                 if not inflater.eof:
                     raise _Truncated("truncated gzip stream (the file ends before the end-of-stream marker)")
@@ -67,7 +114,7 @@ def _gunzip_blocks(raw: BinaryIO, block_bytes: int) -> Iterator[bytes]:
         if inflater.eof:  # another gzip member may follow (gzip allows concatenation)
             pending = inflater.unused_data
             if not pending:
-                pending = raw.read(block_bytes)
+                pending = read(block_bytes)
                 if not pending:
                     return
             inflater = zlib.decompressobj(wbits=31)

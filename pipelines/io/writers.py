@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.io.idx_format import _IDX_TYPES
+from pipelines.io.idx_format import _IDX_DTYPES
 
 def write_csv(path: str | os.PathLike, x: np.ndarray, y: np.ndarray | None = None, *, header: bool = True,
               line_end: str = "\n") -> Path:
@@ -48,7 +48,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> Path:
 
     path = Path(path)
     array = np.asarray(array)
-    code = {np.dtype(v).newbyteorder("="): k for k, v in _IDX_TYPES.items()}[array.dtype.newbyteorder("=")]
+    code = {np.dtype(v).newbyteorder("="): k for k, v in _IDX_DTYPES.items()}[array.dtype.newbyteorder("=")]
     head = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
     data = head + array.astype(array.dtype.newbyteorder(">")).tobytes()
     if path.suffix == ".gz":
