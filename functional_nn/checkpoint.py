@@ -9,6 +9,7 @@ then ``os.replace`` (atomic), so a crash never leaves a half-written checkpoint 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -137,7 +138,10 @@ def save(path: str | os.PathLike, params: Any, meta: dict | None = None, *, opt_
     text = json.dumps(header, default=_json_default, allow_nan=True)
     arrays[_HEADER] = np.array(text)
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    except OSError as err:
+        raise OSError(err.errno, f"cannot write: {err.strerror}", str(path)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -145,8 +149,11 @@ def save(path: str | os.PathLike, params: Any, meta: dict | None = None, *, opt_
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes the file private (0o600); a model file is an ordinary file
         os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
+    except BaseException as err:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if isinstance(err, OSError):          # a full disk or a read-only folder: say which file failed
+            raise OSError(err.errno, f"cannot write: {err.strerror or err}", str(path)) from None
         raise
 
 

@@ -10,6 +10,8 @@ The one piece of module state is the class registry filled by :func:`register_py
 
 from __future__ import annotations
 
+import importlib
+
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -81,7 +83,17 @@ def pytree_name(cls: type) -> str:
 
 
 def pytree_class(name: str) -> type:
-    """The registered class called ``name`` (see :func:`pytree_name`); raises KeyError if none is."""
+    """The registered class called ``name`` (see :func:`pytree_name`); raises KeyError if none is. A class of
+    this package whose module has not been imported yet (``import functional_nn`` loads its modules lazily) is
+    found by importing that module; no other module is ever imported from a name."""
+    if (name not in _BY_NAME and name.startswith("functional_nn.") and not name.startswith("functional_nn.app.")
+            and name.count(".") >= 2):
+        module = name.rsplit(".", 1)[0]
+        if module.replace("_", "").replace(".", "").isalnum():
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                pass
     return _BY_NAME[name]
 
 

@@ -16,6 +16,7 @@ import sys
 from functional_nn import checkpoint as ckpt
 from functional_nn.app import data as _data
 from functional_nn.app import runs as _runs
+from functional_nn.app.entry import exit_status
 from functional_nn.app.evaluate import evaluate_command
 from functional_nn.app.malloc import tune_malloc
 from functional_nn.app.predict import predict_command
@@ -154,9 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         return _run(argv)
     except SystemExit as e:                                  # argparse: --help, usage errors
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:                           # Ctrl-C, or SIGTERM (entry.Terminated)
         print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+        return exit_status(e)
     except BrokenPipeError:                                   # e.g. `fnn predict ... | head`
         return 0
     except Exception as e:                                    # noqa: BLE001 - only the known kinds below
@@ -212,4 +213,6 @@ def _bench(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    from functional_nn.app.entry import install_sigterm
+    install_sigterm()
     sys.exit(main())

@@ -19,10 +19,12 @@ and the atomic writer of ``pipelines.io.atomic`` (its one home outside the core)
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
+import os
 import shutil
 import time
 from collections.abc import Iterable, Mapping
@@ -62,15 +64,50 @@ def _where(path: Path) -> str:
     return f"{path.parent}: {path.name}"
 
 
-def default_run_dir(root: str | Path = "runs", *, now: float | None = None) -> Path:
-    """``runs/<YYYYmmdd-HHMMSS>``, with a ``-2``, ``-3``... suffix when that folder already exists."""
+def make_run_dir(root: str | Path = "runs", *, now: float | None = None) -> Path:
+    """Create and return a new ``runs/<YYYYmmdd-HHMMSS>`` (``-2``, ``-3``... when taken). Each name is claimed
+    by an exclusive ``mkdir``, so two runs started in the same second never share a folder."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-    base = Path(root) / stamp
-    candidate, n = base, 1
-    while candidate.exists():
-        n += 1
-        candidate = base.with_name(f"{stamp}-{n}")
-    return candidate
+    Path(root).mkdir(parents=True, exist_ok=True)
+    for n in range(1, 100_000):
+        candidate = Path(root) / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise UsageError(f"{root}: no free run folder name for {stamp}")
+
+
+def _is_stale_temp(name: str) -> bool:
+    """A temporary file of this program's atomic writers: ``.<run file>.<random>.tmp``."""
+    return name.startswith(".") and name.endswith(".tmp") and any(
+        name.startswith(f".{known}.") for known in (*RUN_FILES, "report.html"))
+
+
+def remove_stale_temps(run_dir: str | Path) -> list[str]:
+    """Delete the temporary files a killed writer left in ``run_dir`` (and ``plots/``): only regular files named
+    as this program's atomic writers name them. Call it holding the folder's lock. Returns the names removed."""
+    removed = []
+    for folder in (Path(run_dir), Path(run_dir) / "plots"):
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if _is_stale_temp(entry.name) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed.append(entry.name)
+    return removed
+
+
+def user_files(run_dir: str | Path) -> list[str]:
+    """What is in ``run_dir`` besides its lock and stale temporary files (empty: a fresh folder)."""
+    try:
+        return sorted(n for n in os.listdir(run_dir) if n != ".lock" and not _is_stale_temp(n))
+    except FileNotFoundError:
+        return []
 
 
 def is_complete(run_dir: str | Path) -> bool:
@@ -169,7 +206,7 @@ def parse_history(text: str, *, where: str = "history.csv") -> History:
     >>> parse_history("epoch,loss,accuracy\\n1,abc,0.5\\n", where="runs/x: history.csv")
     Traceback (most recent call last):
     ...
-    functional_nn.app.runs.RunFileError: runs/x: history.csv:2: loss is not a number: 'abc'
+    functional_nn.app.schema.RunFileError: runs/x: history.csv:2: loss is not a number: 'abc'
     """
     try:
         rows = [r for r in csv.reader(io.StringIO(text, newline="")) if any(cell.strip() for cell in r)]

@@ -196,7 +196,7 @@ def json_depth(value: Any) -> int:
     """Nesting depth of a parsed JSON value (a scalar is 0), computed without recursion.
 
     >>> json_depth({"a": [1, {"b": []}]}), json_depth(3)
-    (3, 0)
+    (4, 0)
     """
     depth, stack = 0, [(value, 0)]
     while stack:

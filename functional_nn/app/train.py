@@ -12,6 +12,7 @@ running sums of the epoch, and the resumed run ends bitwise equal to an uninterr
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -35,6 +36,8 @@ from functional_nn.app import runs as _runs
 from functional_nn.app.evaluate import evaluation_metrics, predict_proba_batches
 from functional_nn.app.optimizer import make_optimizer, make_schedule
 from functional_nn.app.output import Output, epoch_line, resume_command
+from functional_nn.app.entry import Terminated
+from functional_nn.app.lock import run_lock
 from functional_nn.app.resources import check_training_memory
 from functional_nn.app.settings import (DEFAULTS, PATH_SETTINGS, RESUMABLE, UsageError, check, flag_name, read_toml,
                                         resolve)
@@ -106,7 +109,7 @@ class _Signals:
 
     def _handle(self, signum, frame):
         if self.received is not None:
-            raise KeyboardInterrupt
+            raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
         self.received = signum
         self.out.warn(f"fnn train: {signal.Signals(signum).name} received: finishing the batch and saving "
                       "(send it again to abort without saving)")
@@ -114,21 +117,43 @@ class _Signals:
 
 def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resume: str | None,
                   overwrite: bool, given: Mapping, plots: bool, output: Output) -> int:
-    """Run ``fnn train``; returns the exit status. ``given`` holds the flags from the command line."""
+    """Run ``fnn train``; returns the exit status. ``given`` holds the flags from the command line.
+
+    The run folder is locked (:mod:`functional_nn.app.lock`) from before its first file is read or written until
+    the command returns; a second writer gets a one-line error naming the holder."""
+    with contextlib.ExitStack() as held:
+        return _train(settings, sources, out_dir=out_dir, resume=resume, overwrite=overwrite, given=given,
+                      plots=plots, output=output, held=held)
+
+
+def _refuse_used_folder(run_dir: Path, overwrite: bool) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(f"--out {run_dir}: exists and is not a folder")
+    if run_dir.is_dir() and _runs.user_files(run_dir) and not overwrite:
+        if (run_dir / "config.json").exists():
+            raise UsageError(f"--out {run_dir}: a run folder already exists there; pass "
+                             f"--resume {shlex.quote(str(run_dir))} to continue it or --overwrite to replace it")
+        raise UsageError(f"--out {run_dir}: the folder is not empty; pass --overwrite to write into it")
+
+
+def _train(settings: dict, sources: Mapping, *, out_dir: str | None, resume: str | None, overwrite: bool,
+           given: Mapping, plots: bool, output: Output, held: contextlib.ExitStack) -> int:
     if resume is not None:
         run_dir = Path(resume)
+        if run_dir.is_dir():
+            held.enter_context(run_lock(run_dir, "--resume"))
+            _runs.remove_stale_temps(run_dir)
         settings, resumed = _resume_state(run_dir, given)
         if resumed is None:
             return 0
+        if resumed is _FRESH:                       # killed before its first checkpoint: start it again here
+            resumed, overwrite = None, True
+            output.note(f"fnn train: {run_dir}: no checkpoint yet (stopped before its first one); "
+                        "starting the run again from the beginning")
     else:
-        run_dir = Path(out_dir) if out_dir else _runs.default_run_dir()
-        if run_dir.exists() and not run_dir.is_dir():
-            raise UsageError(f"--out {run_dir}: exists and is not a folder")
-        if run_dir.is_dir() and any(run_dir.iterdir()) and not overwrite:
-            if (run_dir / "config.json").exists():
-                raise UsageError(f"--out {run_dir}: a run folder already exists there; pass "
-                                 f"--resume {shlex.quote(str(run_dir))} to continue it or --overwrite to replace it")
-            raise UsageError(f"--out {run_dir}: the folder is not empty; pass --overwrite to write into it")
+        run_dir = Path(out_dir) if out_dir else None
+        if run_dir is not None:
+            _refuse_used_folder(run_dir, overwrite)
         resumed = None
         settings = absolute_paths(settings)
 
@@ -172,7 +197,14 @@ def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resu
 
     with _Signals(output) as signals:
         if resumed is None:
-            run_dir.mkdir(parents=True, exist_ok=True)
+            if run_dir is None:
+                run_dir = _runs.make_run_dir()
+            elif resume is None:
+                run_dir.mkdir(parents=True, exist_ok=True)
+            if resume is None:
+                held.enter_context(run_lock(run_dir, "--out"))
+                _refuse_used_folder(run_dir, overwrite)          # again, holding the lock: another run may have
+                _runs.remove_stale_temps(run_dir)                # written it since the first look
             if overwrite:
                 _runs.clear_run_files(run_dir)
             _runs.write_json(run_dir / "config.json", settings)
@@ -253,7 +285,7 @@ def train_from_args(args) -> int:
     if args.dry_run:
         print(json.dumps(settings, indent=2))
         print(f"fnn train: dry run: nothing trained; the run folder would be "
-              f"{args.out or _runs.default_run_dir()}", file=sys.stderr)
+              f"{args.out or 'a new runs/<date>-<time> folder'}", file=sys.stderr)
         return 0
     output = Output(log=args.log, quiet=args.quiet)
     return train_command(settings, sources, out_dir=args.out, resume=args.resume, overwrite=args.overwrite,
@@ -270,12 +302,14 @@ def absolute_paths(settings: Mapping) -> dict:
             for k, v in settings.items()}
 
 
+_FRESH = object()        # _resume_state: the run has no checkpoint yet, so it starts again from the beginning
+
+
 def _resume_state(run_dir: Path, given: Mapping) -> tuple[dict, Resumed | None]:
-    """(settings, Resumed) of a run to resume; None for the latter when there is nothing left to do."""
+    """(settings, Resumed) of a run to resume; None for the latter when there is nothing left to do, ``_FRESH``
+    when the run was stopped before its first checkpoint."""
     if not (run_dir / "config.json").is_file():
         raise UsageError(f"--resume {run_dir}: no config.json there (not a run folder)")
-    if not (run_dir / "last.npz").is_file():
-        raise UsageError(f"--resume {run_dir}: no last.npz there (nothing to resume)")
     settings = _runs.read_config(run_dir)            # checked as the command line's settings are
     recorded = absolute_paths(settings)
     bad = sorted(k for k in given if k not in RESUMABLE and k not in ("config",)
@@ -286,6 +320,8 @@ def _resume_state(run_dir: Path, given: Mapping) -> tuple[dict, Resumed | None]:
                          f"{', '.join(sorted(map(flag_name, RESUMABLE)))} may be changed)")
     settings.update(absolute_paths({k: given[k] for k in RESUMABLE if k in given}))
     check(settings, {k: flag_name(k) if k in given else f"{run_dir / 'config.json'}: {k}" for k in settings})
+    if not (run_dir / "last.npz").exists() and not _runs.is_complete(run_dir):
+        return settings, _FRESH                      # killed before (or while) writing its first checkpoint
     last = _runs.read_checkpoint(run_dir / "last.npz", "last")
     progress = last.meta.get("progress")
     if last.meta.get("diverged"):
@@ -381,9 +417,17 @@ def _epochs(state: fnn.TrainState, seconds: float, history: list[dict], *, train
         if stopped_early:
             output.note(f"fnn train: early stopping: {monitor} has not improved for {patience} epochs; "
                         f"keeping the weights of epoch {int(state.best.epoch)}")
-            return None
+            break
         if signals.received is not None and state.epoch < epochs:
             return _interrupted(state, 0.0, run_dir, base_meta, signals, output, steps_per_epoch=steps_per_epoch)
+    if signals.received is not None:        # after the last batch: stop before the test and the pictures
+        name = signal.Signals(signals.received).name
+        output.event("interrupted", None, {"signal": name, "epoch": int(state.epoch), "batch": 0,
+                                           "checkpoint": str(run_dir / "last.npz"),
+                                           "resume": resume_command(run_dir)})
+        output.warn(f"fnn train: stopped by {name} after the last epoch; training is saved in "
+                    f"{run_dir / 'last.npz'}. Write the model, metrics and pictures with: {resume_command(run_dir)}")
+        return 128 + int(signals.received)
     return None
 
 

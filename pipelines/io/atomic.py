@@ -33,7 +33,10 @@ def atomic_file(path: str | os.PathLike, *, suffix: str = ".tmp", fsync: bool = 
     (['a.txt'], b'done')
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write: {e.strerror or e}", str(path)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -42,8 +45,10 @@ def atomic_file(path: str | os.PathLike, *, suffix: str = ".tmp", fsync: bool = 
                 os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp files are private (0o600)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:    # a full disk: name the file it could not write
+            raise OSError(e.errno, f"cannot write: {e.strerror or e}", str(path)) from None
         raise
 
 

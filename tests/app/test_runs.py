@@ -41,17 +41,30 @@ def test_read_json_names_the_file_when_it_is_not_json(tmp_path):
 
 # --------------------------------------------------------------------------------------- run folder names
 
-def test_default_run_dir_is_a_timestamp_made_unique_with_a_suffix(tmp_path):
+def test_make_run_dir_claims_a_timestamp_made_unique_with_a_suffix(tmp_path):
     now = 1_700_000_000.0
-    first = runs.default_run_dir(tmp_path, now=now)
-    assert first.parent == tmp_path and len(first.name) == len("YYYYmmdd-HHMMSS")
-    assert not first.exists()                                   # only a name: nothing is created
-    made = []
-    for _ in range(3):
-        path = runs.default_run_dir(tmp_path, now=now)
-        path.mkdir()
-        made.append(path.name)
-    assert made == [first.name, f"{first.name}-2", f"{first.name}-3"]
+    made = [runs.make_run_dir(tmp_path / "runs", now=now) for _ in range(3)]
+    first = made[0].name
+    assert len(first) == len("YYYYmmdd-HHMMSS") and all(p.is_dir() and not any(p.iterdir()) for p in made)
+    assert [p.name for p in made] == [first, f"{first}-2", f"{first}-3"]
+
+
+def test_make_run_dir_never_gives_two_threads_the_same_folder(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(lambda _: runs.make_run_dir(tmp_path, now=1_700_000_000.0), range(40)))
+    assert len(set(made)) == 40
+
+
+def test_remove_stale_temps_removes_only_this_programs_temporaries(tmp_path):
+    ours = [".last.npz.abc123.tmp", ".config.json.x.tmp", ".history.csv.q.tmp", ".model.npz.zz.tmp"]
+    theirs = [".notes.txt.a.tmp", "last.npz", "x.tmp", ".last.npz.keep", "data.csv"]
+    for name in ours + theirs:
+        (tmp_path / name).write_text("x")
+    (tmp_path / ".best.npz.d.tmp").mkdir()                       # a folder with such a name is not ours
+    assert sorted(runs.remove_stale_temps(tmp_path)) == sorted(ours)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*theirs, ".best.npz.d.tmp"])
+    assert runs.user_files(tmp_path) == sorted(theirs)        # by name: what a new run may ignore
 
 
 def test_clear_run_files_removes_only_what_a_run_writes(tmp_path):
