@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from pipelines import DataError, read_arrays
 
 N_CLASSES = 10
-CI = settings(max_examples=60, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture,
+CI = settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                       HealthCheck.too_slow])
 LONG = settings(max_examples=3000, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                          HealthCheck.too_slow])
