@@ -7,6 +7,8 @@ buffering stage is ``shuffle``. Randomness comes in as an explicit ``np.random.G
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -25,7 +27,7 @@ def from_arrays(x: np.ndarray, y: np.ndarray | None = None) -> Iterator[Chunk]:
     [[2, 0, 1]]
     """
     x = np.asarray(x)
-    yield Chunk(x.reshape(len(x), -1), None if y is None else np.asarray(y).astype(np.int64, copy=False))
+    yield Chunk(x.reshape(len(x), math.prod(x.shape[1:])), None if y is None else np.asarray(y).astype(np.int64, copy=False))
 
 
 def scale(chunks: Iterable[Chunk], *, max_value: float = 255.0) -> Iterator[Chunk]:

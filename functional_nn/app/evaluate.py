@@ -13,7 +13,7 @@ import numpy as np
 
 import functional_nn as fnn
 from functional_nn.app import data as _data
-from functional_nn.app.runs import load_run_model
+from functional_nn.app.inference import load_run
 
 
 def evaluation_metrics(result: fnn.Evaluation) -> dict:
@@ -38,13 +38,12 @@ def predict_proba_batches(params, chunk, norm_stage) -> np.ndarray:
 def evaluate_command(args) -> int:
     """``fnn evaluate RUN_DIR``: test loss, accuracy, per-class accuracy, top confusions and the matrix."""
     run_dir = Path(args.run_dir)
-    params, meta = load_run_model(run_dir, args.checkpoint)
+    model = load_run(run_dir, args.checkpoint)
     chunk, where = _data.run_test_set(run_dir, test=args.test, dataset=args.dataset, data_dir=args.data_dir)
-    _data.check_width(chunk, meta["sizes"][0], where)
-    n_classes = meta["sizes"][-1]
-    norm = _data.normalizer(meta["normalization"], meta.get("dtype", "float32"))
-    result = fnn.evaluate(params, _data.eval_batches(chunk, norm), n_classes=n_classes)
-    classes = _data.class_names(n_classes, meta.get("classes"))
+    _data.check_width(chunk, model.n_features, where)
+    n_classes, classes = model.sizes[-1], list(model.classes)
+    norm = _data.normalizer(model.normalization, model.dtype)
+    result = fnn.evaluate(model.params, _data.eval_batches(chunk, norm), n_classes=n_classes)
     confusion = np.asarray(result.confusion)
     off = [(int(confusion[t, p]), classes[t], classes[p]) for t in range(n_classes) for p in range(n_classes)
            if t != p and confusion[t, p] > 0]

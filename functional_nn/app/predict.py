@@ -12,10 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from functional_nn.app import data as _data
-from functional_nn.app.evaluate import predict_proba_batches
-from functional_nn.app.runs import load_run_model
+from functional_nn.app.inference import load_run
 from functional_nn.app.settings import UsageError
-from pipelines import Chunk
 from pipelines import io as pl_io
 from pipelines.images import ImageError, is_image_path, load_gray, mnist_style
 
@@ -42,9 +40,8 @@ def predict_command(args) -> int:
     """``fnn predict RUN_DIR INPUT...``: label and top-K probabilities of each CSV row, IDX item or image."""
     if args.top < 1:
         raise UsageError(f"--top must be >= 1, got {args.top}")
-    params, meta = load_run_model(args.run_dir, args.checkpoint)
-    n_features, n_classes = meta["sizes"][0], meta["sizes"][-1]
-    classes = _data.class_names(n_classes, meta.get("classes"))
+    model = load_run(args.run_dir, args.checkpoint)
+    n_features, n_classes, classes = model.n_features, model.sizes[-1], list(model.classes)
     xs, ys, names = [], [], []
     for item in args.inputs:
         if is_image_path(item):
@@ -62,9 +59,7 @@ def predict_command(args) -> int:
             xs.append(x)
             ys.extend([None] * len(x) if y is None else [int(v) for v in y])
             names.extend(rows)
-    chunk = Chunk(np.concatenate(xs).astype(np.uint8, copy=False), None)
-    norm = _data.normalizer(meta["normalization"], meta.get("dtype", "float32"))
-    probs = predict_proba_batches(params, chunk, norm) if len(chunk.x) else np.zeros((0, n_classes))
+    probs = model.predict_proba(np.concatenate(xs).astype(np.uint8, copy=False))
     k = min(args.top, n_classes)
     order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
     results = []
