@@ -29,18 +29,19 @@ _EXPORTS = {
         "momentum", "rmsprop", "sgd"), "optim"),
     **dict.fromkeys(("INITS", "Dense", "init_dense", "init_mlp", "readonly"), "params"),
     **dict.fromkeys(("constant", "exponential_decay", "step_decay", "warmup_cosine"), "schedules"),
-    **dict.fromkeys(("Evaluation", "StepMetrics", "batch_xy", "evaluate", "make_train_step", "train_step"),
-        "train"),
+    **dict.fromkeys(("ClassScores", "class_scores", "Evaluation", "StepMetrics", "batch_xy", "evaluate",
+        "make_train_step", "train_step"), "train"),
     **dict.fromkeys(("TreeDef", "pytree_class", "pytree_name", "register_pytree", "tree_allclose", "tree_flatten",
         "tree_leaves", "tree_map", "tree_unflatten"), "tree"),
 }
 
 __all__ = [
     "ACTIVATIONS", "DERIVATIVES", "INITS",
-    "AdamState", "Best", "ChainState", "Checkpoint", "CheckpointError", "ClipState", "Dense", "Diverged",
+    "AdamState", "Best", "ChainState", "ClassScores", "Checkpoint", "CheckpointError", "ClipState", "Dense", "Diverged",
     "EpochMetrics", "Evaluation", "FusedOptimizer", "MomentumState", "Optimizer", "RmspropState", "SgdState",
     "StepMetrics", "TrainState", "TreeDef",
-    "adam", "adamw", "apply_updates", "backprop", "batch_xy", "chain", "clip_by_global_norm", "constant",
+    "adam", "adamw", "apply_updates", "backprop", "batch_xy", "chain", "class_scores", "clip_by_global_norm",
+    "constant",
     "cross_entropy", "dropout_masks", "early_stopping", "evaluate", "exponential_decay", "fit", "forward",
     "global_norm", "grad", "identity", "identity_derivative", "init_dense", "init_mlp", "initial_state",
     "leaky_relu", "leaky_relu_derivative", "load", "log_softmax", "loss", "make_train_step", "momentum",

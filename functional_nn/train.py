@@ -19,7 +19,8 @@ from functional_nn.model import backprop, cross_entropy, dropout_masks, forward,
 from functional_nn.optim import FusedOptimizer, Optimizer, apply_updates
 from functional_nn.params import readonly
 
-__all__ = ["Evaluation", "StepMetrics", "batch_xy", "evaluate", "make_train_step", "train_step"]
+__all__ = ["ClassScores", "Evaluation", "StepMetrics", "batch_xy", "class_scores", "evaluate", "make_train_step",
+           "train_step"]
 
 Params = Any
 
@@ -49,6 +50,51 @@ class Evaluation:
     confusion: np.ndarray = attrs.field(converter=readonly)
     per_class_accuracy: np.ndarray = attrs.field(converter=readonly)
     n: int
+
+    @property
+    def scores(self) -> ClassScores:
+        """Precision, recall, F1 and support per class, with macro and weighted averages (:func:`class_scores`)."""
+        return class_scores(self.confusion)
+
+
+@attrs.frozen
+class ClassScores:
+    """Per-class precision, recall, F1 (float64, read-only) and support (int64), as scikit-learn's
+    ``classification_report`` gives them; ``macro`` and ``weighted`` are dicts of their averages."""
+
+    precision: np.ndarray = attrs.field(converter=readonly)
+    recall: np.ndarray = attrs.field(converter=readonly)
+    f1: np.ndarray = attrs.field(converter=readonly)
+    support: np.ndarray = attrs.field(converter=readonly)
+    macro: dict
+    weighted: dict
+
+
+def class_scores(confusion: np.ndarray) -> ClassScores:
+    """Scores of a confusion matrix (rows = true class, columns = prediction). A ratio whose denominator is 0
+    (no row predicted, or none true) is 0, as scikit-learn's default ``zero_division`` makes it; macro averages
+    weigh each class equally, weighted averages by support.
+
+    >>> s = class_scores(np.array([[3, 1], [0, 2]]))
+    >>> s.precision.tolist(), s.recall.tolist(), s.support.tolist(), round(s.macro["f1"], 4)
+    ([1.0, 0.6666666666666666], [0.75, 1.0], [4, 2], 0.8286)
+    """
+    c = np.asarray(confusion, dtype=np.int64)
+    tp = np.diag(c).astype(np.float64)
+    predicted, support = c.sum(axis=0), c.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, tp / np.maximum(predicted, 1), 0.0)
+        recall = np.where(support > 0, tp / np.maximum(support, 1), 0.0)
+        both = precision + recall
+        f1 = np.where(both > 0, 2 * precision * recall / np.where(both > 0, both, 1), 0.0)
+    total = support.sum()
+    averages = {}
+    for name, weights in (("macro", np.ones(len(c))), ("weighted", support.astype(np.float64))):
+        w = weights / weights.sum() if weights.sum() > 0 else np.zeros(len(c))
+        averages[name] = {"precision": float(precision @ w), "recall": float(recall @ w), "f1": float(f1 @ w),
+                          "support": int(total)}
+    return ClassScores(precision=precision, recall=recall, f1=f1, support=support, macro=averages["macro"],
+                       weighted=averages["weighted"])
 
 
 Step = Callable[..., tuple[Params, Any, StepMetrics]]

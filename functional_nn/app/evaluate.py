@@ -20,7 +20,40 @@ def evaluation_metrics(result: fnn.Evaluation) -> dict:
     """The JSON-ready test figures of an ``evaluate`` result, as metrics.json records them."""
     return {"test_loss": float(result.loss), "test_accuracy": float(result.accuracy),
             "per_class_accuracy": [_nan_to_none(a) for a in result.per_class_accuracy],
-            "confusion": np.asarray(result.confusion).tolist(), "n_test": int(result.n)}
+            "confusion": np.asarray(result.confusion).tolist(), "n_test": int(result.n),
+            **scores_json(result.scores)}
+
+
+def scores_json(scores: fnn.ClassScores) -> dict:
+    """Precision, recall, F1 and support per class and their macro / weighted averages, JSON-ready."""
+    return {"precision": scores.precision.tolist(), "recall": scores.recall.tolist(), "f1": scores.f1.tolist(),
+            "support": scores.support.tolist(), "macro_avg": scores.macro, "weighted_avg": scores.weighted}
+
+
+def classification_report(scores: fnn.ClassScores, classes: list[str], accuracy: float) -> str:
+    """A table like scikit-learn's ``classification_report``.
+
+    >>> print(classification_report(fnn.class_scores(np.array([[3, 1], [0, 2]])), ["a", "b"], 5 / 6))
+                  precision    recall  f1-score   support
+    <BLANKLINE>
+               a     1.0000    0.7500    0.8571         4
+               b     0.6667    1.0000    0.8000         2
+    <BLANKLINE>
+        accuracy                         0.8333         6
+       macro avg     0.8333    0.8750    0.8286         6
+    weighted avg     0.8889    0.8333    0.8381         6
+    """
+    width = max(12, *(len(c) for c in classes))
+    lines = [f"{'':>{width}} {'precision':>10}{'recall':>10}{'f1-score':>10}{'support':>10}", ""]
+    for i, c in enumerate(classes):
+        lines.append(f"{c:>{width}} {scores.precision[i]:>10.4f}{scores.recall[i]:>10.4f}{scores.f1[i]:>10.4f}"
+                     f"{int(scores.support[i]):>10}")
+    total = scores.macro["support"]
+    lines += ["", f"{'accuracy':>{width}} {'':>10}{'':>10}{accuracy:>10.4f}{total:>10}"]
+    for name, avg in (("macro avg", scores.macro), ("weighted avg", scores.weighted)):
+        lines.append(f"{name:>{width}} {avg['precision']:>10.4f}{avg['recall']:>10.4f}{avg['f1']:>10.4f}"
+                     f"{total:>10}")
+    return "\n".join(lines)
 
 
 def _nan_to_none(value) -> float | None:
@@ -52,7 +85,7 @@ def evaluate_command(args) -> int:
               "loss": float(result.loss), "accuracy": float(result.accuracy),
               "per_class_accuracy": dict(zip(classes, map(_nan_to_none, result.per_class_accuracy))),
               "top_confusions": [{"true": t, "predicted": p, "count": c} for c, t, p in top],
-              "classes": classes, "confusion": confusion.tolist()}
+              "classes": classes, "confusion": confusion.tolist(), **scores_json(result.scores)}
     if args.json:
         print(json.dumps(report))
         return 0
@@ -62,6 +95,7 @@ def evaluate_command(args) -> int:
     width = max(len(c) for c in classes)
     for c, a in report["per_class_accuracy"].items():
         print(f"  {c:>{width}}: {'-' if a is None else format(a, '.4f')}")
+    print(classification_report(result.scores, classes, report["accuracy"]))
     print("top confusions (true -> predicted: count):")
     for c, t, p in top:
         print(f"  {t} -> {p}: {c}")

@@ -52,8 +52,9 @@ def _meminfo_available(path: str = "/proc/meminfo") -> int | None:
 def available_bytes() -> int | None:
     """Memory this process can still allocate (bytes), or None when the system does not say."""
     candidates = [_meminfo_available()]
+    v1 = "/sys/fs/cgroup/memory/memory."
     for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+                         (v1 + "limit_in_bytes", v1 + "usage_in_bytes")):
         cap, used = _read_int(limit), _read_int(usage)
         if cap is not None and used is not None and cap < 1 << 60:            # v1 says "no limit" with a huge value
             candidates.append(max(cap - used, 0))

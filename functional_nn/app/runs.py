@@ -294,7 +294,8 @@ METRICS = sc.record(
     {"test_loss": sc.number(0), "test_accuracy": sc.number(0, 1),
      "per_class_accuracy": sc.list_of(sc.optional(sc.number(0, 1)), min_len=1, max_len=N_CLASSES),
      "confusion": _square_counts},
-    {"n_test": sc.optional(sc.integer(0)), "best_epoch": sc.optional(sc.integer(0, MAX_COUNT)), "epochs_run": sc.integer(0, MAX_COUNT),
+    {"n_test": sc.optional(sc.integer(0)), "best_epoch": sc.optional(sc.integer(0, MAX_COUNT)),
+     "epochs_run": sc.integer(0, MAX_COUNT),
      "stopped_early": sc.boolean, "classes": sc.list_of(sc.string(max_len=200), min_len=1, max_len=N_CLASSES)})
 
 

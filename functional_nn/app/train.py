@@ -249,7 +249,8 @@ def _train(settings: dict, sources: Mapping, *, out_dir: str | None, resume: str
             after = f"after epoch {int(e.state.epoch)}" if e.state.epoch else "the initial weights"
             message = (f"{e}; training stopped. The last good checkpoint is {run_dir / 'last.npz'} ({after}). "
                        f"Try a lower --lr (it was {settings['lr']:g})")
-            last = _runs.read_checkpoint(run_dir / "last.npz", "last")   # the last good weights, marked: resuming is pointless
+            # the last good weights, marked: resuming is pointless
+            last = _runs.read_checkpoint(run_dir / "last.npz", "last")
             ckpt.save(run_dir / "last.npz", last.params, {**last.meta, "diverged": message}, opt_state=last.opt_state)
             output.event("diverged", None, {"message": message})
             output.warn(f"fnn train: error: {message}")

@@ -199,7 +199,8 @@ def test_the_console_script_is_the_entry_point_that_handles_signals():
 
 def test_sigint_at_a_random_moment_never_prints_a_traceback(tmp_path):
     """Ctrl-C at several moments of a whole run, from the first tenth of a second (while NumPy is still being
-    imported): always 130 (or 0 when it came after the end) and one message. (Earlier, during the interpreter's
+    imported): always 130 (or 0 when it came after the end, or death by SIGINT while the interpreter exits) and
+    one message. (Earlier, during the interpreter's
     own start-up before any of fnn's code runs, Python itself reports the interrupt.)"""
     for delay in (0.1, 0.2, 0.4, 0.8, 1.5):
         p = fnn_process(["train", *TRAIN, "--out", str(tmp_path / f"r{delay}")])
@@ -207,7 +208,8 @@ def test_sigint_at_a_random_moment_never_prints_a_traceback(tmp_path):
         p.send_signal(signal.SIGINT)
         code = p.wait(timeout=300)
         err = p.stderr.read()
-        assert code in (0, 130) and "Traceback" not in err, (delay, code, err)
+        # -SIGINT: the signal came while the interpreter was exiting after the run (a shell shows 130 too)
+        assert code in (0, 130, -signal.SIGINT) and "Traceback" not in err, (delay, code, err)
 
 
 def test_a_full_disk_names_the_file_it_could_not_write(tmp_path, capsys, monkeypatch):
