@@ -106,12 +106,16 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of ``fnn`` and its subcommands."""
     parser = _Parser(prog=PROG, description="Train and use a pure-NumPy MLP on MNIST-style data.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser.add_argument("--version", action="version", version=f"{PROG} (functional-nn) {_version()}",
+                        help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
+                                help="fetch, train, evaluate, predict, report or bench (fnn COMMAND --help)")
     sub.required = True
 
     p = sub.add_parser("fetch", help="download and verify a dataset into the data folder")
-    p.add_argument("dataset", nargs="?", default="mnist", choices=pl_datasets.DATASETS)
-    p.add_argument("--data-dir", default="data", metavar="DIR")
+    p.add_argument("dataset", nargs="?", default="mnist", choices=pl_datasets.DATASETS,
+                   help="the dataset to fetch (default mnist)")
+    p.add_argument("--data-dir", default="data", metavar="DIR", help="where to put it (default data)")
 
     p = sub.add_parser("train", help="train an MLP (MNIST by default)",
                        description="Train an MLP. Settings: defaults < --preset < --config file < flags.")
@@ -120,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("evaluate", "test loss, accuracy, per-class accuracy and confusion matrix of a run"),
                        ("report", "(re)draw the pictures of a run into RUN_DIR/plots")):
         p = sub.add_parser(name, help=text)
-        p.add_argument("run_dir", metavar="RUN_DIR")
+        p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder made by fnn train")
         g = p.add_mutually_exclusive_group()
         g.add_argument("--dataset", metavar="NAME", help="evaluate on this dataset's test set")
         g.add_argument("--test", metavar="PATH", help="evaluate on this CSV or IDX file")
@@ -133,14 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--out", metavar="DIR", help="write the pictures here (default RUN_DIR/plots)")
 
     p = sub.add_parser("predict", help="classify CSV rows or digit images with a trained run")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder made by fnn train")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="CSV / IDX files, or PNG / JPEG images of one digit")
     p.add_argument("--top", type=int, default=3, metavar="K", help="how many classes to show (default 3)")
-    p.add_argument("--checkpoint", choices=CHECKPOINTS, default="model")
+    p.add_argument("--checkpoint", choices=CHECKPOINTS, default="model",
+                   help="which weights: model (final), best (validation) or last (default model)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("bench", help="benchmark the training step (see README, Performance)", add_help=False)
-    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.add_argument("args", nargs=argparse.REMAINDER, help="fnn bench's own flags (fnn bench --help)")
     return parser
 
 
@@ -187,9 +192,59 @@ def _run(argv: list[str]) -> int:
     parser = build_parser()
     if argv[:1] == ["bench"]:
         return _bench(argv[1:])
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _unknown_flag(parser, args.command, unknown[0])
     return {"fetch": _data.fetch_command, "train": train_from_args, "evaluate": evaluate_command,
             "predict": predict_command, "report": _report_command}[args.command](args)
+
+
+# Names people bring from PyTorch, Keras and scikit-learn, and common slips: mistyped flag -> ours.
+FLAG_ALIASES = {
+    "--learning-rate": "--lr", "--learning_rate": "--lr", "--learning-rate-init": "--lr", "--eta": "--lr",
+    "--batch": "--batch-size", "--bs": "--batch-size", "--epoch": "--epochs", "--n-epochs": "--epochs",
+    "--max-iter": "--epochs", "--max-epochs": "--epochs", "--layers": "--hidden", "--hidden-layers": "--hidden",
+    "--hidden-layer-sizes": "--hidden", "--units": "--hidden", "--alpha": "--l2", "--decay": "--weight-decay",
+    "--val-split": "--validation-fraction", "--validation-split": "--validation-fraction",
+    "--random-state": "--seed", "--output": "--out", "--output-dir": "--out", "--opt": "--optimizer",
+    "--schedule": "--lr-schedule", "--scheduler": "--lr-schedule", "--warmup": "--warmup-epochs",
+    "--clip": "--clip-norm", "--grad-clip": "--clip-norm", "--momentum-beta": "--momentum",
+}
+
+
+def suggest_flag(flag: str, known: list[str]) -> str | None:
+    """The nearest known flag to a mistyped one: an alias, the hyphenated spelling, or a close match.
+
+    >>> suggest_flag("--learning-rate", ["--lr", "--epochs"]), suggest_flag("--batch_size", ["--batch-size"])
+    ('--lr', '--batch-size')
+    >>> suggest_flag("--epocs", ["--lr", "--epochs"]), suggest_flag("--zzz", ["--lr"])
+    ('--epochs', None)
+    """
+    import difflib
+    name = flag.split("=", 1)[0]
+    for candidate in (FLAG_ALIASES.get(name.lower().replace("_", "-")), name.replace("_", "-"), name.lower()):
+        if candidate in known:
+            return candidate
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _unknown_flag(parser: argparse.ArgumentParser, command: str, flag: str) -> None:
+    """Exit 2 with one line naming the subcommand and, where there is one, the nearest flag."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    known = [s for a in sub._actions for s in a.option_strings if s.startswith("--")]
+    hint = suggest_flag(flag, known) if flag.startswith("-") else None
+    what = f"unrecognized argument {flag}" if flag.startswith("-") else f"unexpected argument {flag!r}"
+    sub.exit(2, f"{PROG} {command}: error: {what}" + (f" (did you mean {hint}?)" if hint else "")
+             + f" (see {PROG} {command} --help)\n")
+
+
+def _version() -> str:
+    import importlib.metadata
+    try:
+        return importlib.metadata.version("functional-nn")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _report_command(args) -> int:

@@ -167,6 +167,12 @@ def run_test_set(run_dir: Path, *, test: str | None = None, dataset: str | None 
 def fetch_command(args) -> int:
     """``fnn fetch [NAME]``: make sure a dataset is present and verified; print its file paths."""
     paths = pl_datasets.fetch(args.dataset, data_dir=args.data_dir, progress=note)
+    published = pl_datasets.MNIST_CSV_SHA256 if args.dataset == "mnist" else {}
     for path in paths:
-        print(path)
+        digest = pl_io.file_sha256(path)
+        want = published.get(Path(path).name)
+        if want is not None and digest != want:
+            raise UsageError(f"{path}: SHA-256 {digest} differs from the published {want}; delete it and fetch again")
+        state = "verified against the published SHA-256" if want else "no published SHA-256 to check against"
+        print(f"{path}  sha256 {digest}  ({state})")
     return 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import numpy as np
 import functional_nn as fnn
 from functional_nn.app import data as _data
 from functional_nn.app.inference import load_run
+from functional_nn.app.settings import UsageError
 
 
 def evaluation_metrics(result: fnn.Evaluation) -> dict:
@@ -73,7 +75,11 @@ def evaluate_command(args) -> int:
     run_dir = Path(args.run_dir)
     model = load_run(run_dir, args.checkpoint)
     chunk, where = _data.run_test_set(run_dir, test=args.test, dataset=args.dataset, data_dir=args.data_dir)
+    if chunk.x.shape[1] == model.n_features - 1:          # the first pixel column was taken for the label
+        raise UsageError(f"{where}: {model.n_features} columns, the model's {model.n_features} pixels and no label: "
+                         "fnn evaluate needs a label first on each row (fnn predict classifies unlabelled rows)")
     _data.check_width(chunk, model.n_features, where)
+    warn_other_dataset(model, args.dataset, "fnn evaluate")
     n_classes, classes = model.sizes[-1], list(model.classes)
     norm = _data.normalizer(model.normalization, model.dtype)
     result = fnn.evaluate(model.params, _data.eval_batches(chunk, norm), n_classes=n_classes)
@@ -101,6 +107,13 @@ def evaluate_command(args) -> int:
         print(f"  {t} -> {p}: {c}")
     print(confusion_table(confusion, classes))
     return 0
+
+
+def warn_other_dataset(model, dataset: str | None, prog: str) -> None:
+    """A warning on stderr when a named dataset is not the one the model was trained on."""
+    if dataset and model.dataset in _data.CLASS_NAMES and dataset != model.dataset:
+        print(f"{prog}: warning: {model.run_dir} was trained on {model.dataset}, this is {dataset}: "
+              "expect chance-level results", file=sys.stderr)
 
 
 def confusion_table(confusion: np.ndarray, classes: list[str]) -> str:

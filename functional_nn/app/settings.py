@@ -240,6 +240,17 @@ def resolve(flags: Mapping, file_settings: Mapping | None = None, *, config_path
     return settings, sources
 
 
+# Settings that only some choices use: a value other than the default with another choice is refused (the run
+# would ignore it without a word).
+USED_BY = {
+    "momentum": ("optimizer", ("momentum", "nesterov")),
+    "beta1": ("optimizer", ("adam", "adamw")),
+    "beta2": ("optimizer", ("adam", "adamw")),
+    "weight_decay": ("optimizer", ("adamw",)),
+    "patience": ("early_stopping", (True,)),
+}
+
+
 def check(settings: Mapping, sources: Mapping | None = None) -> None:
     """Raise ``UsageError`` naming the flag (or file key) of the first invalid setting.
 
@@ -301,9 +312,13 @@ def check(settings: Mapping, sources: Mapping | None = None) -> None:
     for key in PATH_SETTINGS:
         if settings[key] is not None and not settings[key]:
             fail(key, "must not be empty")
-    if settings["weight_decay"] > 0 and settings["optimizer"] != "adamw":
-        raise UsageError(f"{name('weight_decay')} applies to --optimizer adamw only "
-                         f"(the optimizer is {settings['optimizer']}; use --l2 for an L2 penalty)")
+    for key, users in USED_BY.items():            # a value that the run would silently ignore is refused
+        if settings[key] != DEFAULTS[key] and settings[users[0]] not in users[1]:
+            if users[1] == (True,):
+                raise UsageError(f"{name(key)} applies with {flag_name(users[0])} only (it is off)")
+            hint = "; use --l2 for an L2 penalty" if key == "weight_decay" else ""
+            raise UsageError(f"{name(key)} applies to {flag_name(users[0])} {' or '.join(users[1])} only "
+                             f"(the {flag_name(users[0])[2:]} is {settings[users[0]]}{hint})")
     if settings["early_stopping"] and settings["validation_fraction"] == 0:
         raise UsageError(f"{name('early_stopping')} needs a validation split (--validation-fraction > 0)")
     if settings["train"] is None and settings["test"] is not None and settings["dataset"] is None:

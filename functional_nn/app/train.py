@@ -236,6 +236,10 @@ def _train(settings: dict, sources: Mapping, *, out_dir: str | None, resume: str
         output.note(f"fnn train: {'-'.join(map(str, sizes))} {settings['activation']}, {settings['optimizer']} "
                     f"lr {settings['lr']:g}, {len(train.y)} training / {0 if val is None else len(val.y)} "
                     f"validation rows, run folder {run_dir}")
+        if settings["warmup_epochs"] >= settings["epochs"] and settings["lr_schedule"] != "constant":
+            output.note(f"fnn train: note: --warmup-epochs {settings['warmup_epochs']:g} is not shorter than "
+                        f"--epochs {settings['epochs']}: the learning rate warms up for the whole run and never "
+                        f"decays (--lr-schedule {settings['lr_schedule']}); pass --warmup-epochs 0 to decay it")
         if resumed is not None and resumed.finish_only:
             return _finish(run_dir, test=test, settings=settings, norm_stage=norm_stage, classes=classes,
                            plots=plots, output=output)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -347,7 +348,7 @@ def test_check_messages(key, value, message):
 @settings(deadline=None)
 @given(valid_settings(), st.floats(0, MAX_FLOAT, exclude_min=True))
 def test_check_weight_decay_needs_adamw(s, decay):
-    s = {**s, "optimizer": "adam", "weight_decay": decay}
+    s = {**s, "optimizer": "adam", "momentum": DEFAULTS["momentum"], "weight_decay": decay}
     message = usage_error(check, s, {"weight_decay": "cfg.toml: weight-decay"})
     assert message.startswith("cfg.toml: weight-decay applies to --optimizer adamw only (the optimizer is adam;")
 
@@ -381,3 +382,36 @@ def test_check_does_not_touch_its_arguments():
 
 def test_messages_quote_values_with_repr():
     assert re.search(r"got 'x y'$", usage_error(check, {**DEFAULTS, "dtype": "x y"}))
+
+
+def test_example_config_holds_every_setting_with_its_default():
+    """configs/example.toml names every setting (those whose default is None commented out, TOML has no null)
+    and resolves to exactly the defaults."""
+    path = Path(__file__).resolve().parents[2] / "configs" / "example.toml"
+    text = path.read_text(encoding="utf-8")
+    for key, value in DEFAULTS.items():
+        name = key.replace("_", "-")
+        written = re.search(rf"^(# )?{re.escape(name)} = ", text, re.MULTILINE)
+        assert written, f"{name} is missing from {path}"
+        assert (written.group(1) is not None) == (value is None), name
+    settings, _ = resolve({}, read_toml(path))
+    assert settings == DEFAULTS
+
+
+@pytest.mark.parametrize("key, value, optimizer, message", [
+    ("momentum", 0.5, "adam", "--momentum applies to --optimizer momentum or nesterov only (the optimizer is adam)"),
+    ("beta1", 0.5, "sgd", "--beta1 applies to --optimizer adam or adamw only (the optimizer is sgd)"),
+    ("beta2", 0.9, "nesterov", "--beta2 applies to --optimizer adam or adamw only (the optimizer is nesterov)"),
+    ("weight_decay", 0.1, "rmsprop", "--weight-decay applies to --optimizer adamw only (the optimizer is rmsprop; "
+                                     "use --l2 for an L2 penalty)"),
+    ("patience", 5, "adam", "--patience applies with --early-stopping only (it is off)"),
+])
+def test_an_option_the_run_would_ignore_is_refused_naming_both(key, value, optimizer, message):
+    assert usage_error(check, {**DEFAULTS, "optimizer": optimizer, key: value}) == message
+    check({**DEFAULTS, "optimizer": optimizer})              # the defaults themselves are never refused
+
+
+@pytest.mark.parametrize("optimizer, key, value", [("momentum", "momentum", 0.5), ("nesterov", "momentum", 0.5),
+                                                   ("adam", "beta1", 0.5), ("adamw", "weight_decay", 0.1)])
+def test_an_option_the_optimizer_uses_is_accepted(optimizer, key, value):
+    check({**DEFAULTS, "optimizer": optimizer, key: value})
