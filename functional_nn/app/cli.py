@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} (functional-nn) {_version()}",
                         help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
-                                help="fetch, train, evaluate, predict, report or bench (fnn COMMAND --help)")
+                                help="fetch, train, evaluate, predict, report, export or bench (fnn COMMAND --help)")
     sub.required = True
 
     p = sub.add_parser("fetch", help="download and verify a dataset into the data folder")
@@ -143,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", choices=CHECKPOINTS, default="model",
                    help="which weights: model (final), best (validation) or last (default model)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("export", help="write a trained run as an ONNX model (raw pixels in, probabilities out)")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder made by fnn train")
+    p.add_argument("--format", choices=("onnx",), default="onnx", help="the model format (default onnx)")
+    p.add_argument("--out", metavar="FILE", help="where to write it (default RUN_DIR/<checkpoint>.onnx)")
+    p.add_argument("--checkpoint", choices=CHECKPOINTS, default="model",
+                   help="which weights: model (final), best (validation) or last (default model)")
 
     p = sub.add_parser("bench", help="benchmark the training step (see README, Performance)", add_help=False)
     p.add_argument("args", nargs=argparse.REMAINDER, help="fnn bench's own flags (fnn bench --help)")
@@ -196,7 +203,7 @@ def _run(argv: list[str]) -> int:
     if unknown:
         _unknown_flag(parser, args.command, unknown[0])
     return {"fetch": _data.fetch_command, "train": train_from_args, "evaluate": evaluate_command,
-            "predict": predict_command, "report": _report_command}[args.command](args)
+            "predict": predict_command, "report": _report_command, "export": _export_command}[args.command](args)
 
 
 # Names people bring from PyTorch, Keras and scikit-learn, and common slips: mistyped flag -> ours.
@@ -245,6 +252,11 @@ def _version() -> str:
         return importlib.metadata.version("functional-nn")
     except importlib.metadata.PackageNotFoundError:
         return "unknown (not installed)"
+
+
+def _export_command(args) -> int:
+    from functional_nn.app.export import export_command   # onnx only when asked for
+    return export_command(args)
 
 
 def _report_command(args) -> int:

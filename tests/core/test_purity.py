@@ -20,6 +20,7 @@ def writable_args():
         "soft": rng.dirichlet(np.ones(3), size=7).astype(np.float32),
         "masks": fnn.dropout_masks(rng, params, 7, rate=0.5),
         "z": rng.standard_normal((7, 3)).astype(np.float32),
+        "confusion": rng.integers(0, 5, size=(3, 3)),
         "sizes": [4, 6, 3],
         "meta": {"sizes": [4, 6, 3], "mean": np.zeros(2, np.float32)},
     }
@@ -88,6 +89,7 @@ def calls(a, tmp_path):
     step(p, fnn.momentum(0.1).init(p), x, y, rng)
     call("train_step", p, fnn.sgd(0.1).init(p), x, y, None, optimizer=fnn.sgd(0.1))
     call("evaluate", p, [(x, y), (x, a["soft"])], n_classes=3)
+    call("class_scores", a["confusion"])
     optimizer = fnn.adam(0.1)
     state0 = call("initial_state", p, optimizer.init(p))
     states = call("fit", fnn.make_train_step(optimizer, dropout=0.3), state0, lambda epoch: [(x, y), (x, a["soft"])],
