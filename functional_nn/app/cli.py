@@ -54,7 +54,8 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     data.add_argument("--train", default=S, metavar="PATH", help="training CSV or IDX file instead of --dataset")
     data.add_argument("--test", default=S, metavar="PATH", help="test CSV or IDX file (with --train, or to "
                       "replace the dataset's test set)")
-    data.add_argument("--data-dir", default=S, metavar="DIR", help=f"dataset cache folder (default {d['data_dir']})")
+    data.add_argument("--data-dir", default=S, metavar="DIR",
+                      help="downloads and parse cache (default $FNN_DATA_DIR, else ~/.cache/functional-nn)")
     data.add_argument("--validation-fraction", type=float, default=S, metavar="F",
                       help=f"share of the training set held out for validation (default {d['validation_fraction']})")
     data.add_argument("--normalize", default=S, choices=NORMALIZATIONS,
@@ -115,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fetch", help="download and verify a dataset into the data folder")
     p.add_argument("dataset", nargs="?", default="mnist", choices=pl_datasets.DATASETS,
                    help="the dataset to fetch (default mnist)")
-    p.add_argument("--data-dir", default="data", metavar="DIR", help="where to put it (default data)")
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="where to put it (default $FNN_DATA_DIR, else ~/.cache/functional-nn)")
 
     p = sub.add_parser("train", help="train an MLP (MNIST by default)",
                        description="Train an MLP. Settings: defaults < --preset < --config file < flags.")

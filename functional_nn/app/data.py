@@ -150,7 +150,7 @@ def run_test_set(run_dir: Path, *, test: str | None = None, dataset: str | None 
     """(chunk, description) of the labelled data to evaluate a run on: ``test`` (a file), ``dataset`` (a name's
     test split), else the test set that the run's config.json names; ``data_dir`` defaults to the run's."""
     config = run_config(run_dir)
-    data_dir = data_dir or config.get("data_dir") or "data"
+    data_dir = data_dir or config.get("data_dir") or pl_datasets.default_data_dir()
     if test:
         return read_labelled(test, data_dir=data_dir)[0], test
     name = dataset or (None if config.get("test") else config.get("dataset"))
@@ -166,7 +166,7 @@ def run_test_set(run_dir: Path, *, test: str | None = None, dataset: str | None 
 
 def fetch_command(args) -> int:
     """``fnn fetch [NAME]``: make sure a dataset is present and verified; print its file paths."""
-    paths = pl_datasets.fetch(args.dataset, data_dir=args.data_dir, progress=note)
+    paths = pl_datasets.fetch(args.dataset, data_dir=args.data_dir, progress=note)      # None: the user cache
     published = pl_datasets.MNIST_CSV_SHA256 if args.dataset == "mnist" else {}
     for path in paths:
         digest = pl_io.file_sha256(path)

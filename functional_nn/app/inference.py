@@ -2,9 +2,12 @@
 
     >>> from functional_nn.app import load_run                       # doctest: +SKIP
     >>> model = load_run("runs/20261203-101500")                    # doctest: +SKIP
-    >>> model.predict(pixels)            # uint8 or 0-255 rows, (n, 784) or (n, 28, 28): class indices
-    >>> model.predict_proba(pixels)      # (n, 10) probabilities, the run's normalization applied
-    >>> model.class_names(model.predict(pixels))
+    >>> model.predict(pixels)         # doctest: +SKIP
+    >>> model.predict_proba(pixels)   # doctest: +SKIP
+    >>> model.class_names(model.predict(pixels))                     # doctest: +SKIP
+
+``pixels``: 0-255 values, rows of ``(n, 784)`` or images ``(n, 28, 28)``; ``predict`` gives class indices,
+``predict_proba`` (n, 10) probabilities with the run's normalization applied.
 
 :func:`preprocess`, :func:`predict_proba` and :func:`predict` are pure functions of a frozen
 :class:`TrainedModel` and the pixels (also available as its methods); :func:`load_run` is the one that reads, and

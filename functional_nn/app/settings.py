@@ -42,7 +42,7 @@ DEFAULTS = MappingProxyType({
     "dataset": "mnist",            # a named dataset (pipelines.datasets), or None with train/test paths
     "train": None,                 # path to a training CSV / IDX file (overrides dataset)
     "test": None,                  # path to a test CSV / IDX file
-    "data_dir": "data",            # where named datasets are fetched and cached
+    "data_dir": None,              # datasets and parse caches: None = $FNN_DATA_DIR or ~/.cache/functional-nn
     "hidden": [256, 128],          # hidden layer widths
     "activation": "relu",
     "init": "he",
@@ -99,7 +99,7 @@ MAX_FLOAT = 1e30                # lr, l2, weight decay, clip norm
 MAX_STRING = 4096               # paths and names
 
 _KINDS = {
-    "dataset": "str?", "train": "str?", "test": "str?", "data_dir": "str", "hidden": "ints",
+    "dataset": "str?", "train": "str?", "test": "str?", "data_dir": "str?", "hidden": "ints",
     "activation": "str", "init": "str", "optimizer": "str", "lr": "float", "momentum": "float",
     "beta1": "float", "beta2": "float", "weight_decay": "float", "l2": "float", "dropout": "float",
     "clip_norm": "float?", "batch_size": "int", "epochs": "int", "lr_schedule": "str",

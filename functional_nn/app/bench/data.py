@@ -28,10 +28,16 @@ def checkout_root() -> Path | None:
 
 
 def data_dirs() -> list[Path]:
-    """Where MNIST may have been fetched: the checkout's ``data/`` (when there is one), then ``./data``."""
+    """Where MNIST may have been fetched: the user cache (``fnn fetch``'s default), the checkout's ``data/``
+    (when there is one), then ``./data``."""
+    from pipelines.datasets import default_data_dir
     root = checkout_root()
-    dirs = [root / "data"] if root else []
-    return dirs + [d for d in [Path("data")] if d.resolve() not in [r.resolve() for r in dirs]]
+    dirs = [default_data_dir(), *([root / "data"] if root else []), Path("data")]
+    unique: list[Path] = []
+    for d in dirs:
+        if d.resolve() not in [u.resolve() for u in unique]:
+            unique.append(d)
+    return unique
 
 
 def find_csv(arg: str | None) -> Path | None:
