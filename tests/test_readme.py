@@ -32,3 +32,30 @@ def test_the_library_example_runs_and_learns(monkeypatch, capsys):
     final = namespace["final"]
     assert int(final.epoch) == len(lines) - 1 and final.best is not None
     assert float(lines[-1]) > 0.9                                             # the synthetic classes are easy
+
+
+def ecosystem_examples() -> list[str]:
+    section = README.read_text(encoding="utf-8").split("## Trained runs in Python, scikit-learn and ONNX", 1)[1]
+    return re.findall(r"```python\n(.*?)```", section.split("\n## ", 1)[0], flags=re.S)
+
+
+def test_the_load_run_example_runs_on_a_trained_run(tmp_path):
+    from functional_nn.app.cli import main
+    from pipelines import read_arrays
+
+    csv = README.parent / "data" / "fixtures" / "mnist_test_40.csv"
+    run = tmp_path / "run"
+    assert main(["train", "--train", str(csv), "--test", str(csv), "--out", str(run), "--hidden", "8", "--epochs",
+                 "1", "--no-plots", "--quiet"]) == 0
+    code = ecosystem_examples()[0].replace('"runs/20261203-101500"', repr(str(run)))
+    namespace = {"pixels": read_arrays(csv).x}
+    exec(compile(code, str(README), "exec"), namespace)
+    assert namespace["model"].sizes == (784, 8, 10)
+
+
+def test_the_scikit_learn_example_runs(capsys):
+    import pytest
+    pytest.importorskip("sklearn")
+    exec(compile(ecosystem_examples()[1], str(README), "exec"), {})
+    best, score = capsys.readouterr().out.rsplit(" ", 1)
+    assert "hidden_layer_sizes" in best and float(score) > 0.8
