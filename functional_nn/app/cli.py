@@ -109,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Train and use a pure-NumPy MLP on MNIST-style data.")
     parser.add_argument("--version", action="version", version=f"{PROG} (functional-nn) {_version()}",
                         help="print the version and exit")
+    parser.add_argument("--completion", choices=("bash",), metavar="SHELL",
+                        help="print a bash completion script: eval \"$(fnn --completion bash)\" in ~/.bashrc")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
                                 help="fetch, train, evaluate, predict, report, export or bench (fnn COMMAND --help)")
     sub.required = True
@@ -201,6 +203,9 @@ def _run(argv: list[str]) -> int:
     parser = build_parser()
     if argv[:1] == ["bench"]:
         return _bench(argv[1:])
+    if argv[:1] == ["--completion"] and argv[1:] == ["bash"]:
+        print(bash_completion(parser))
+        return 0
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         _unknown_flag(parser, args.command, unknown[0])
@@ -246,6 +251,35 @@ def _unknown_flag(parser: argparse.ArgumentParser, command: str, flag: str) -> N
     what = f"unrecognized argument {flag}" if flag.startswith("-") else f"unexpected argument {flag!r}"
     sub.exit(2, f"{PROG} {command}: error: {what}" + (f" (did you mean {hint}?)" if hint else "")
              + f" (see {PROG} {command} --help)\n")
+
+
+def bash_completion(parser: argparse.ArgumentParser) -> str:
+    """A bash completion script for ``fnn``, generated from the parser itself (no dependency): subcommands,
+    each one's flags, the choices of flags that have them, and file names elsewhere."""
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    lines = ["_fnn() {", '    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}" '
+             'cmd="${COMP_WORDS[1]}" opts=""',
+             '    if [ "$COMP_CWORD" -eq 1 ]; then',
+             '        COMPREPLY=($(compgen -W "' + " ".join([*subs, "--help", "--version", "--completion"])
+             + '" -- "$cur"))',
+             "        return", "    fi", '    case "$cmd $prev" in']
+    for name, sub in subs.items():
+        for action in sub._actions:
+            if action.choices and action.option_strings:
+                for flag in action.option_strings:
+                    words = " ".join(map(str, action.choices))
+                    lines.append(f'        "{name} {flag}") COMPREPLY=($(compgen -W "{words}" -- "$cur")); return;;')
+    lines += ["    esac", '    case "$cmd" in']
+    for name, sub in subs.items():
+        flags = sorted(s for a in sub._actions for s in a.option_strings)
+        positional = next((a.choices for a in sub._actions if not a.option_strings and a.choices), None)
+        words = " ".join([*flags, *(map(str, positional) if positional else [])])
+        lines.append(f'        {name}) opts="{words}";;')
+    lines += ["    esac",
+              '    if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "$opts" -- "$cur"))',
+              '    else COMPREPLY=($(compgen -f -W "$opts" -- "$cur")); fi', "}",
+              "complete -o filenames -F _fnn fnn"]
+    return "\n".join(lines)
 
 
 def _version() -> str:

@@ -116,3 +116,22 @@ def test_evaluate_reports_precision_recall_f1(run, capsys):
     assert len(report["precision"]) == 10 and report["macro_avg"]["support"] == 40
     metrics = json.loads((Path(run) / "metrics.json").read_text())
     assert len(metrics["f1"]) == 10 and sum(metrics["support"]) == 40
+
+
+def test_bash_completion_completes_commands_flags_and_choices(tmp_path, capsys):
+    import shutil
+    if shutil.which("bash") is None:
+        pytest.skip("no bash here")
+    assert main(["--completion", "bash"]) == 0
+    script = tmp_path / "fnn.bash"
+    script.write_text(capsys.readouterr().out)
+
+    def complete(*words):
+        code = (f'source {script}; COMP_WORDS=({" ".join(words)}); COMP_CWORD={len(words) - 1}; _fnn; '
+                'echo "${COMPREPLY[@]}"')
+        return subprocess.run(["bash", "-c", code], capture_output=True, text=True, check=True).stdout.split()
+
+    assert complete("fnn", "ev") == ["evaluate"] and "export" in complete("fnn", "e")
+    assert complete("fnn", "train", "--opt") == ["--optimizer"]
+    assert complete("fnn", "train", "--optimizer", "ada") == ["adam", "adamw"]
+    assert complete("fnn", "evaluate", "r", "--check") == ["--checkpoint"]
