@@ -105,22 +105,28 @@ def csv_files(draw) -> bytes:
     return b"".join(out)
 
 
-def check_csv(tmp_path, data: bytes, gz: bool) -> None:
-    path = tmp_path / ("f.csv.gz" if gz else "f.csv")
-    path.write_bytes(gzip.compress(data) if gz else data)
+def agree(path, reference, what: str) -> None:
+    """``read_arrays(path)`` refuses (DataError, nothing else) exactly what ``reference()`` refuses, and reads the
+    same arrays otherwise."""
     try:
-        expected = reference_csv(data)
+        expected = reference()
     except Refused:
         expected = None
     try:
         got = read_arrays(path)
     except DataError:
-        assert expected is None, f"refused a file the reference reads: {data[:200]!r}"
+        assert expected is None, f"refused what the reference reads: {what}"
         return
-    assert expected is not None, f"read a file the reference refuses: {data[:200]!r}"
+    assert expected is not None, f"read what the reference refuses: {what}"
     np.testing.assert_array_equal(got.x, expected[0])
     np.testing.assert_array_equal(got.y, expected[1])
     assert got.x.dtype == np.uint8 and got.y.dtype == np.int64
+
+
+def check_csv(tmp_path, data: bytes, gz: bool) -> None:
+    path = tmp_path / ("f.csv.gz" if gz else "f.csv")
+    path.write_bytes(gzip.compress(data) if gz else data)
+    agree(path, lambda: reference_csv(data), f"{data[:200]!r}")
 
 
 def _csv_case(tmp_path_factory, data, gz):
@@ -205,18 +211,7 @@ def check_idx(tmp_path, images: bytes, labels: bytes, gz: bool) -> None:
     ip, lp = tmp_path / f"f-images-idx3-ubyte{suffix}", tmp_path / f"f-labels-idx1-ubyte{suffix}"
     ip.write_bytes(gzip.compress(images) if gz else images)
     lp.write_bytes(gzip.compress(labels) if gz else labels)
-    try:
-        expected = reference_idx(images, labels)
-    except Refused:
-        expected = None
-    try:
-        got = read_arrays(ip)
-    except DataError:
-        assert expected is None, f"refused a pair the reference reads: {images[:80]!r} {labels[:40]!r}"
-        return
-    assert expected is not None, f"read a pair the reference refuses: {images[:80]!r} {labels[:40]!r}"
-    np.testing.assert_array_equal(got.x, expected[0])
-    np.testing.assert_array_equal(got.y, expected[1])
+    agree(ip, lambda: reference_idx(images, labels), f"{images[:80]!r} {labels[:40]!r}")
 
 
 @CI
