@@ -223,3 +223,18 @@ def test_fnn_bench_leaves_the_allocator_to_its_malloc_flag(monkeypatch, capsys):
     assert calls == ["bench"] and json.loads(capsys.readouterr().out)["machine"]["malloc"] == "tuned for the test"
     assert cli.main(["fetch", "--help"]) == 0
     assert calls == ["bench", "fnn"]
+
+
+def test_measure_fnn_train_reports_time_memory_accuracy_and_epochs(tmp_path, monkeypatch):
+    """The bench's whole-command measurement, on the fixture (its dataset preload made to fail: no download)."""
+    from functional_nn.app.bench import train_run
+
+    def offline(*args, **kwargs):
+        raise RuntimeError("offline")
+    monkeypatch.setattr(train_run.datasets, "load", offline)
+    csv = REPO / "data" / "fixtures" / "mnist_test_40.csv"
+    result = train_run.measure_fnn_train(["--train", str(csv), "--test", str(csv), "--epochs", "2", "--hidden", "8",
+                                          "--no-plots"], tmp_path)
+    assert result["returncode"] == 0 and result["data_cached"] is False, result
+    assert result["epochs"] == 2 and len(result["epoch_seconds"]) == 2 and 0 <= result["test_accuracy"] <= 1
+    assert result["peak_rss_mb"] > 10 and result["seconds"] > 0

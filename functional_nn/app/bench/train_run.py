@@ -79,8 +79,11 @@ def measure_fnn_train(extra_args: Sequence[str], data_dir: Path) -> dict[str, An
             result["test_accuracy"] = read_metrics(run_dir)["test_accuracy"]
         except (OSError, ValueError):
             pass
-        history = read_history(run_dir / "history.csv")
-        if history:
-            result["epochs"] = len(history)
-            result["epoch_seconds"] = [row.get("seconds") for row in history]
+        try:
+            rows = read_history(run_dir / "history.csv").rows()
+        except (OSError, ValueError):
+            rows = []
+        if rows:
+            result["epochs"] = len(rows)
+            result["epoch_seconds"] = [row.get("seconds") for row in rows]
     return result
