@@ -45,8 +45,9 @@ _BOM = b"\xef\xbb\xbf"
 
 def _text_blocks(blocks: Iterator[bytes]) -> Iterator[bytes]:
     """CSV bytes with a leading UTF-8 byte-order mark dropped and every line end (``\\r\\n``, ``\\r``,
-    ``\\n``) made ``\\n``, as Python's universal newlines read them (``\\r\\r\\n`` is a line end, then a blank
-    line). Two ``bytes.replace`` passes per block that holds a ``\\r``: linear time whatever the line ends.
+    ``\\n``) read as Python's universal newlines read them (``\\r\\r\\n`` is a line end, then a blank line): a
+    block with a lone ``\\r`` gets two ``bytes.replace`` passes that make every line end ``\\n`` (linear time
+    whatever the line ends); ``\\n`` and ``\\r\\n`` blocks pass as they are (the parsers read both).
 
     >>> list(_text_blocks(iter([b"\\xef\\xbb", b"\\xbf1,2\\r", b"\\n3,4\\r\\r\\n5,6\\r"])))
     [b'1,2', b'\\n3,4\\n\\n5,6', b'\\n']
@@ -61,12 +62,22 @@ def _text_blocks(blocks: Iterator[bytes]) -> Iterator[bytes]:
             data, at_start = data.removeprefix(_BOM), False
         if data.endswith(b"\r"):
             data, pending = data[:-1], b"\r"
-        if b"\r" in data:
+        if b"\r" in data and _has_lone_cr(data):          # CRLF alone: the parsers take it as is
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         if data:
             yield data
     if pending:
         yield b"\n" if pending == b"\r" else pending
+
+
+def _has_lone_cr(data: bytes) -> bool:
+    """Whether a ``\\r`` of ``data`` is not followed by ``\\n`` (one at the very end counts: the caller held back
+    its last byte, a ``\\r`` too); vectorised."""
+    b = np.frombuffer(data, np.uint8)
+    cr = np.flatnonzero(b == 13)
+    if not len(cr):
+        return False
+    return bool(cr[-1] == len(b) - 1 or (b[cr + 1] != 10).any())
 
 
 def _is_number(text: bytes) -> bool:
@@ -216,9 +227,9 @@ def _slow_line(line: bytes, spec: _CsvSpec) -> tuple[np.ndarray, int | None] | s
     return row, None if spec.label is None else values[spec.label]
 
 
-def _without_blank_lines(data: bytes) -> bytes | None:
-    """The complete lines of ``data`` less its blank ones (only blanks: ``bytes.strip`` empties them), or
-    ``None`` when it has none. Vectorised: a file of blank lines costs linear time, not a Python step each."""
+def _without_blank_lines(data: bytes) -> tuple[bytes, int] | None:
+    """(the complete lines of ``data`` less its blank ones, the number of lines), or ``None`` when none is blank
+    (only blanks: ``bytes.strip`` empties them). Vectorised: blank lines cost linear time, not a Python step each."""
     b = np.frombuffer(data, np.uint8)
     ends = np.flatnonzero(b == 10)
     if not len(ends):
@@ -227,16 +238,24 @@ def _without_blank_lines(data: bytes) -> bytes | None:
     ink = np.logical_or.reduceat(_INK[b], starts)
     if ink.all():
         return None
-    return b[np.repeat(ink, np.diff(np.append(starts, len(b))))].tobytes()
+    return b[np.repeat(ink, np.diff(np.append(starts, len(b))))].tobytes(), len(ends)
 
 
-def _fast_lines(data: bytes, spec: _CsvSpec) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """``_fast_block`` of a block of complete lines, blank lines skipped; ``None`` if any line is off."""
+def _fast_lines(data: bytes, spec: _CsvSpec) -> tuple[np.ndarray, np.ndarray | None, int] | None:
+    """``(x, y, lines)`` of a block of complete lines by ``_fast_block``, blank lines skipped; ``None`` if any line
+    is off. Pure, so worker threads run it."""
     fast = _fast_block(data, spec)
-    if fast is None and (dense := _without_blank_lines(data)) is not None:
-        fast = _fast_block(dense, spec) if dense else (np.zeros((0, len(spec.features)), np.uint8),
-                                                      None if spec.label is None else np.zeros(0, np.int64))
-    return fast
+    if fast is not None:
+        return fast[0], fast[1], len(fast[0])                # no blank line: a line per row
+    dense = _without_blank_lines(data)
+    if dense is None:
+        return None
+    kept, n_lines = dense
+    if not kept:
+        return (np.zeros((0, len(spec.features)), np.uint8),
+                None if spec.label is None else np.zeros(0, np.int64), n_lines)
+    fast = _fast_block(kept, spec)
+    return None if fast is None else (fast[0], fast[1], n_lines)
 
 
 def _parse_lines(data: bytes, line0: int, spec: _CsvSpec, bad: _BadRows, parts: list) -> int:
@@ -247,8 +266,8 @@ def _parse_lines(data: bytes, line0: int, spec: _CsvSpec, bad: _BadRows, parts: 
     """
     fast = _fast_lines(data, spec)
     if fast is not None:
-        parts.append(fast)
-        return data.count(b"\n")
+        parts.append(fast[:2])
+        return fast[2]
     return _bisect_lines(data, line0, spec, bad, parts)
 
 
@@ -288,8 +307,8 @@ def _take_parsed(pending: deque, keep: int, line0: int, spec: _CsvSpec,
         if fast is None:
             lines += _bisect_lines(block, line0 + lines, spec, bad, parts)
         else:
-            parts.append(fast)
-            lines += block.count(b"\n")
+            parts.append(fast[:2])
+            lines += fast[2]
         for x, y in parts:
             rows += len(x)
             yield x, y

@@ -245,3 +245,23 @@ def test_damaged_cache_files_are_parsed_again_never_believed(tmp_path, damage):
     assert done.wait(30), "reading hung on the damaged cache"
     np.testing.assert_array_equal(result["c"].x, truth.x)
     np.testing.assert_array_equal(result["c"].y, truth.y)
+
+
+@pytest.mark.parametrize("end", [b"\r", b"\r\r\n", b"\r\n"])
+@pytest.mark.parametrize("block", [1, 2, 3, 7, 64])
+def test_line_ends_split_across_blocks_read_the_same(tmp_path, monkeypatch, end, block):
+    """A \\r at the end of one block and its \\n at the start of the next (or not) is one line end, however the
+    file is cut into blocks; found by the fuzzer: a block of BOM and \\r only."""
+    monkeypatch.setattr(sources, "BLOCK_BYTES", block)
+    path = tmp_path / "d.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + end.join([b"1,2,3", b"4,5,6", b"7,8,9"]) + end)
+    c = read_arrays(path)
+    assert c.y.tolist() == [1, 4, 7] and c.x.tolist() == [[2, 3], [5, 6], [8, 9]]
+    assert csv_row_lines(path, block_bytes=block)[0].tolist() == ([1, 2, 3] if end != b"\r\r\n" else [1, 3, 5])
+
+
+def test_a_file_of_a_bom_and_line_ends_only_is_empty(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes(b"\xef\xbb\xbf\r\r")
+    with pytest.raises(DataError, match="empty file"):
+        read_arrays(path)
