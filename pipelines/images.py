@@ -40,7 +40,6 @@ def load_gray(path: str | Path) -> np.ndarray:
 
     Raises ``ImageError`` naming the path when the file is missing, not a regular file or not an image.
     """
-    image_mod = _pil()
     path = Path(path)
     try:
         mode = os.stat(path).st_mode
@@ -52,18 +51,38 @@ def load_gray(path: str | Path) -> np.ndarray:
         raise ImageError(f"{path}: is a folder, not a file")
     if not stat.S_ISREG(mode):                   # a FIFO would block the open, a device never end
         raise ImageError(f"{path}: not a regular file (a FIFO, device or socket)")
+    return _gray(path, str(path))
+
+
+def gray_from_bytes(data: bytes, *, name: str = "image", max_pixels: int = 1 << 24) -> np.ndarray:
+    """:func:`load_gray` of an image file's bytes (a PNG, JPEG...); ``ImageError`` naming ``name`` for anything
+    that is not an image or has more than ``max_pixels`` pixels (checked from the header, before decoding)."""
+    import io
+    return _gray(io.BytesIO(data), name, max_pixels=max_pixels)
+
+
+def _gray(source, name: str, *, max_pixels: int | None = None) -> np.ndarray:
+    image_mod = _pil()
+    path = name
     try:
-        with image_mod.open(path) as im:
-            im.load()
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                rgba = im.convert("RGBA")
-                paper = _paper_for(np.asarray(rgba))
-                im = image_mod.alpha_composite(image_mod.new("RGBA", rgba.size, (paper, paper, paper, 255)), rgba)
-            return np.asarray(im.convert("L"), dtype=np.uint8).copy()
+        with image_mod.open(source) as im:
+            too_big = max_pixels is not None and im.size[0] * im.size[1] > max_pixels
+            if not too_big:
+                im.load()
+                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                    rgba = im.convert("RGBA")
+                    paper = _paper_for(np.asarray(rgba))
+                    im = image_mod.alpha_composite(image_mod.new("RGBA", rgba.size, (paper,) * 3 + (255,)), rgba)
+                return np.asarray(im.convert("L"), dtype=np.uint8).copy()
+            size = im.size
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
-    except (OSError, ValueError, image_mod.DecompressionBombError) as e:
+    except image_mod.DecompressionBombError:
+        raise ImageError(f"{path}: too many pixels, more than the {image_mod.MAX_IMAGE_PIXELS} allowed "
+                         "(a decompression bomb?)") from None
+    except (OSError, ValueError) as e:
         raise ImageError(f"{path}: not a readable image ({e})") from None
+    raise ImageError(f"{name}: {size[0]}x{size[1]} pixels, more than the {max_pixels} allowed")
 
 
 def _paper_for(rgba: np.ndarray) -> int:

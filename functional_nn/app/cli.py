@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--completion", choices=("bash",), metavar="SHELL",
                         help="print a bash completion script: eval \"$(fnn --completion bash)\" in ~/.bashrc")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
-                                help="fetch, train, evaluate, predict, report, export or bench (fnn COMMAND --help)")
+                                help="fetch, train, evaluate, predict, report, export, serve or bench "
+                                     "(fnn COMMAND --help)")
     sub.required = True
 
     p = sub.add_parser("fetch", help="download and verify a dataset into the data folder")
@@ -154,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE", help="where to write it (default RUN_DIR/<checkpoint>.onnx)")
     p.add_argument("--checkpoint", choices=CHECKPOINTS, default="model",
                    help="which weights: model (final), best (validation) or last (default model)")
+
+    p = sub.add_parser("serve", help="a page to draw digits and see the network answer, and a JSON API")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders made by fnn train")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
+    p.add_argument("--open", action="store_true", help="open the page in the web browser")
 
     p = sub.add_parser("bench", help="benchmark the training step (see README, Performance)", add_help=False)
     p.add_argument("args", nargs=argparse.REMAINDER, help="fnn bench's own flags (fnn bench --help)")
@@ -210,7 +218,8 @@ def _run(argv: list[str]) -> int:
     if unknown:
         _unknown_flag(parser, args.command, unknown[0])
     return {"fetch": _data.fetch_command, "train": train_from_args, "evaluate": evaluate_command,
-            "predict": predict_command, "report": _report_command, "export": _export_command}[args.command](args)
+            "predict": predict_command, "report": _report_command, "export": _export_command,
+            "serve": _serve_command}[args.command](args)
 
 
 # Names people bring from PyTorch, Keras and scikit-learn, and common slips: mistyped flag -> ours.
@@ -288,6 +297,11 @@ def _version() -> str:
         return importlib.metadata.version("functional-nn")
     except importlib.metadata.PackageNotFoundError:
         return "unknown (not installed)"
+
+
+def _serve_command(args) -> int:
+    from functional_nn.app.serve import serve_command    # the server only when asked for
+    return serve_command(args)
 
 
 def _export_command(args) -> int:
