@@ -9,8 +9,12 @@ const bars = document.getElementById("bars");
 const labelOut = document.getElementById("label");
 const errorOut = document.getElementById("error");
 let drawing = false, last = null, pending = null, inFlight = false, dirty = false, classes = [];
+let generation = 0;              // bumped by Clear: answers to requests sent before it are dropped
 
 function clearPad() {
+  generation += 1;
+  if (pending !== null) { clearTimeout(pending); pending = null; }
+  dirty = false;
   ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, pad.width, pad.height);
   labelOut.textContent = "-"; errorOut.textContent = "";
   preview.clearRect(0, 0, 224, 224); showBars(classes.map(() => 0), -1);
@@ -46,14 +50,16 @@ function send() {
   pending = null;
   if (inFlight) { pending = setTimeout(send, 250); return; }
   dirty = false; inFlight = true;
-  pad.toBlob((blob) => post(blob, "image/png").finally(() => { inFlight = false; }), "image/png");
+  const sent = generation;
+  pad.toBlob((blob) => post(blob, "image/png", sent).finally(() => { inFlight = false; }), "image/png");
 }
 
-async function post(body, type) {
+async function post(body, type, sent = generation) {
   try {
     const url = "/api/predict?run=" + encodeURIComponent(runSelect.value || "");
     const response = await fetch(url, {method: "POST", headers: {"Content-Type": type}, body});
     const answer = await response.json();
+    if (sent !== generation) return;                     // cleared since it was drawn: a stale answer
     if (!response.ok) { errorOut.textContent = answer.error; return; }
     errorOut.textContent = "";
     show(answer);
@@ -90,7 +96,7 @@ function showBars(probabilities, top) {
 document.getElementById("clear").addEventListener("click", clearPad);
 document.getElementById("upload").addEventListener("change", (e) => {
   const file = e.target.files[0];
-  if (file) post(file, file.type || "application/octet-stream");
+  if (file) { clearPad(); post(file, file.type || "application/octet-stream"); }
 });
 runSelect.addEventListener("change", () => {
   document.getElementById("report").href = `/runs/${encodeURIComponent(runSelect.value)}/report.html`;
