@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--completion", choices=("bash",), metavar="SHELL",
                         help="print a bash completion script: eval \"$(fnn --completion bash)\" in ~/.bashrc")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
-                                help="fetch, train, evaluate, predict, report, export, serve or bench "
+                                help="fetch, train, evaluate, predict, report, export, serve, sweep or bench "
                                      "(fnn COMMAND --help)")
     sub.required = True
 
@@ -162,6 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
     p.add_argument("--open", action="store_true", help="open the page in the web browser")
+
+    p = sub.add_parser("sweep", help="train every configuration of a space with several seeds, and rank them")
+    p.add_argument("spec", nargs="?", metavar="SPEC.toml", help="the sweep file (see configs/sweep-example.toml)")
+    p.add_argument("--out", metavar="SWEEP_DIR",
+                   help="the sweep folder (default sweeps/<timestamp>; never overwritten)")
+    p.add_argument("--resume", metavar="SWEEP_DIR", help="run the unfinished trials of an earlier sweep")
+    p.add_argument("--workers", type=int, default=0, help="worker processes (default: cores / threads per worker)")
+    p.add_argument("--threads-per-worker", type=int, default=1, help="BLAS threads of each worker (default 1)")
+    p.add_argument("--dry-run", action="store_true", help="print the trials and exit")
 
     p = sub.add_parser("bench", help="benchmark the training step (see README, Performance)", add_help=False)
     p.add_argument("args", nargs=argparse.REMAINDER, help="fnn bench's own flags (fnn bench --help)")
@@ -219,7 +228,7 @@ def _run(argv: list[str]) -> int:
         _unknown_flag(parser, args.command, unknown[0])
     return {"fetch": _data.fetch_command, "train": train_from_args, "evaluate": evaluate_command,
             "predict": predict_command, "report": _report_command, "export": _export_command,
-            "serve": _serve_command}[args.command](args)
+            "serve": _serve_command, "sweep": _sweep_command}[args.command](args)
 
 
 # Names people bring from PyTorch, Keras and scikit-learn, and common slips: mistyped flag -> ours.
@@ -297,6 +306,11 @@ def _version() -> str:
         return importlib.metadata.version("functional-nn")
     except importlib.metadata.PackageNotFoundError:
         return "unknown (not installed)"
+
+
+def _sweep_command(args) -> int:
+    from functional_nn.app.sweep import sweep_command
+    return sweep_command(args)
 
 
 def _serve_command(args) -> int:

@@ -1,0 +1,123 @@
+"""fnn sweep (issue 12, items 1-4 in part): the sweep file's validation, the trials, the local pool, the tables,
+best.toml, resume, a diverging trial recorded."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from functional_nn.app.cli import main
+from functional_nn.app.settings import UsageError
+from functional_nn.app.sweep.spec import read_spec
+from tests.app.interrupt import REPO_ROOT
+
+CSV = REPO_ROOT / "data" / "fixtures" / "mnist_test_40.csv"
+BASE = f'[train]\ntrain = "{CSV}"\ntest = "{CSV}"\nepochs = 1\nbatch-size = 8\nhidden = [8]\n'
+
+
+def write(tmp_path, text: str, name="s.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("text, message", [
+    (BASE + "[sweep]\nmethod = \"grid\"\nbogus = 1\n[space]\nlr = [0.1]\n", "[sweep]: unknown key 'bogus'"),
+    (BASE + "[space]\n", "[space] is empty"),
+    (BASE + "[space]\nlearning-rate = [0.1]\n", "[space] learning-rate: not a setting of fnn train"),
+    (BASE + "[space]\nlr = []\n", "[space] lr: an empty list of choices"),
+    (BASE + "[space]\nlr = [\"fast\"]\n", "lr: expected a number, got 'fast'"),
+    (BASE + "[sweep]\nmethod = \"random\"\ntrials = 2\n[space]\nlr = { low = 1, high = 0.1 }\n",
+     "low must be less than high"),
+    (BASE + "[sweep]\nmethod = \"random\"\ntrials = 2\n[space]\nlr = { low = 0, high = 1, log = true }\n",
+     "a log range needs low > 0"),
+    (BASE + "[sweep]\nmethod = \"random\"\ntrials = 2\n[space]\nepochs = { low = 1.5, high = 3 }\n",
+     "epochs is an integer setting"),
+    (BASE + "[sweep]\nmethod = \"grid\"\n[space]\nlr = { low = 0.1, high = 1 }\n", "a range needs method = \"random\""),
+    (BASE + "[sweep]\nmethod = \"random\"\n[space]\nlr = [0.1]\n", "random search needs trials"),
+    (BASE + "[sweep]\nseeds = [0, 0]\n[space]\nlr = [0.1]\n", "seeds: expected a list of different integers"),
+    (BASE + "[sweep]\nmetric = \"f1\"\n[space]\nlr = [0.1]\n", "metric: must be one of"),
+    (BASE + "[space]\nlr = [-1.0]\n", "the trial lr=-1.0: --lr must be a finite number > 0"),
+    (BASE + "[space]\nseed = [1, 2]\n", "seeds are set in [sweep] seeds"),
+    (BASE + "[other]\nx = 1\n[space]\nlr = [0.1]\n", "unknown table [other]"),
+    (BASE.replace("epochs = 1", "epochs = \"one\"") + "[space]\nlr = [0.1]\n", "[train]: epochs: expected an integer"),
+])
+def test_a_bad_sweep_file_exits_2_with_one_line_naming_the_key(tmp_path, capsys, text, message):
+    path = write(tmp_path, text)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out"), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and str(path) in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+@settings(deadline=None, max_examples=40)
+@given(low=st.floats(1e-4, 1.0), span=st.floats(1.5, 100.0), ilow=st.integers(1, 50), ispan=st.integers(1, 200),
+       log=st.booleans(), seed=st.integers(0, 2**32), trials=st.integers(1, 20))
+def test_random_configurations_stay_in_their_ranges_ints_stay_ints_and_repeat(tmp_path_factory, low, span, ilow,
+                                                                             ispan, log, seed, trials):
+    text = (BASE + f"[sweep]\nmethod = \"random\"\ntrials = {trials}\nsample_seed = {seed}\n[space]\n"
+            f"lr = {{ low = {low!r}, high = {low * span!r}, log = {str(log).lower()} }}\n"
+            f"batch-size = {{ low = {ilow}, high = {ilow + ispan} }}\nactivation = [\"relu\", \"tanh\"]\n")
+    path = write(tmp_path_factory.mktemp("r"), text)
+    spec = read_spec(path)
+    assert len(spec.configs) == trials and read_spec(path).configs == spec.configs
+    for c in spec.configs:
+        assert low <= c["lr"] <= low * span and isinstance(c["lr"], float)
+        assert ilow <= c["batch_size"] <= ilow + ispan and isinstance(c["batch_size"], int)
+        assert c["activation"] in ("relu", "tanh")
+
+
+def rows(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_tiny_sweep_through_the_local_pool_then_resume_gives_the_same_table(tmp_path, capsys):
+    spec = write(tmp_path, BASE + "[sweep]\nseeds = [0, 1]\n[space]\nlr = [0.001, 0.01, 1e30]\n"
+                                  "optimizer = [\"sgd\"]\n")
+    out = tmp_path / "out"
+    assert main(["sweep", str(spec), "--out", str(out), "--workers", "2"]) == 0
+    table = rows(out / "trials.csv")
+    assert [r["trial"] for r in table] == ["c000-s0", "c000-s1", "c001-s0", "c001-s1", "c002-s0", "c002-s1"]
+    assert [r["status"] for r in table[:4]] == ["ok"] * 4 and {r["status"] for r in table[4:]} == {"diverged"}
+    assert all((out / "trials" / r["trial"] / "config.json").is_file() for r in table)
+    summary = rows(out / "summary.csv")
+    assert len(summary) == 3 and summary[-1]["config"] == "2"                 # the diverged one last
+    capsys.readouterr()
+    assert main(["train", "--config", str(out / "best.toml"), "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["lr"] == json.loads(summary[0]["lr"])
+    # an interrupted sweep: its last rows lost; --resume runs only those and ends with the same table
+    kept = table[:3]
+    with open(out / "trials.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(kept)
+    assert main(["sweep", "--resume", str(out)]) == 0
+    again = rows(out / "trials.csv")
+    drop = ("seconds", "error")
+    assert [{k: v for k, v in r.items() if k not in drop} for r in again] == \
+           [{k: v for k, v in r.items() if k not in drop} for r in table]
+    assert main(["sweep", str(spec), "--out", str(out)]) == 2                 # never overwritten
+
+
+def test_dry_run_lists_the_trials(tmp_path, capsys):
+    spec = write(tmp_path, BASE + "[sweep]\nseeds = [3, 4]\n[space]\nlr = [0.1, 0.2]\nhidden = [[4], [8, 4]]\n")
+    assert main(["sweep", str(spec), "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.strip().splitlines()) == 8 and "hidden=[8, 4], lr=0.2, seed=4" in captured.out
+    assert "2 x 2 seed(s) = 8 trials" not in captured.err and "= 8 trials" in captured.err
+
+
+def test_the_example_sweep_file_is_valid():
+    spec = read_spec(REPO_ROOT / "configs" / "sweep-example.toml")
+    assert spec.method == "random" and len(spec.configs) == 8 and spec.seeds == (0, 1, 2)
+
+
+def test_spec_errors_are_usage_errors(tmp_path):
+    with pytest.raises(UsageError, match="is missing"):
+        read_spec(tmp_path / "none.toml")
