@@ -195,6 +195,8 @@ def test_fnn_bench_needs_no_checkout(tmp_path, monkeypatch, capsys):
     assert cli.main(["bench", "--quick", "--json", "--no-peers", "--configs", "a"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["settings"]["data"] == "synthetic CSV" and report["configs"]["a"]["timings"]["ours"]["median"] > 0
+    # fnn serve's round trip of one drawing (issue 14): measured here, never in a timed test
+    assert report["serve"]["median"] > 0 and len(report["serve"]["samples"]) == 18
 
 
 def test_fnn_train_child_runs_this_checkout_from_anywhere():

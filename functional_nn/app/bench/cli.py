@@ -57,6 +57,18 @@ def parse_args(argv: Sequence[str] | None, prog: str = "bench") -> argparse.Name
     return args
 
 
+def serve_round_trip(repeats: int) -> dict:
+    """Seconds of fnn serve's work for one drawing (decode a 280x280 PNG, preprocess, forward the default
+    network), the first tenth of the repeats left out as warm-up; skipped without Pillow."""
+    try:
+        from functional_nn.app.serve import default_network_run, round_trip_seconds, sample_drawing_png
+        png = sample_drawing_png()
+    except ImportError:
+        return {"skipped": "Pillow not installed"}
+    seconds = round_trip_seconds(default_network_run(), png, repeats=repeats)
+    return summarize(seconds[max(1, repeats // 10):])
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "bench") -> int:
     """Run the harness and print its report; the exit status. ``prog`` names it in errors (``fnn bench``)."""
     args = parse_args(argv, prog)
@@ -102,6 +114,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "bench") -> int:
         data_dir = bench_data.dataset_dir(csv) or bench_data.data_dirs()[0]
         train = measure_fnn_train(args.train_args.split(), data_dir)
 
+    serve = serve_round_trip(repeats=20 if args.quick else 200)
     report = {
         "machine": machine,
         "settings": {"rounds": rounds, "quick": args.quick, "batch_size": BATCH_SIZE, "rows": n,
@@ -109,6 +122,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "bench") -> int:
         "configs": {key: config_report({**cfg, "impl": impls[key]}, samples[key]) for key, cfg in configs.items()},
         "data": data,
         "train": train,
+        "serve": serve,
         "notes": notes,
         "load_after": list(os.getloadavg()),
     }

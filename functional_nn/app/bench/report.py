@@ -77,6 +77,7 @@ def format_report(report: Mapping[str, Any]) -> str:
     lines += _data_lines(report["data"])
     lines.append("")
     lines += _train_lines(report["train"])
+    lines += _serve_lines(report.get("serve", {"skipped": "not measured"}))
     lines += [f"note: {note}" for note in report["notes"]]
     return "\n".join(lines)
 
@@ -112,6 +113,13 @@ def _data_lines(d: Mapping[str, Any]) -> list[str]:
         row = d[name]
         lines.append(f"  {label[:52]:52s} {row['median']:8.3f} {row['min']:8.3f} {row['max']:8.3f}")
     return lines
+
+
+def _serve_lines(sv: Mapping[str, Any]) -> list[str]:
+    if sv.get("skipped"):
+        return [f"fnn serve round trip: skipped ({sv['skipped']})"]
+    return [f"fnn serve round trip (280x280 PNG -> 28x28 -> 784-256-128-10): median {1000 * sv['median']:.2f} ms,"
+            f" min {1000 * sv['min']:.2f}, max {1000 * sv['max']:.2f} ({len(sv['samples'])} drawings)"]
 
 
 def _train_lines(tr: Mapping[str, Any]) -> list[str]:

@@ -277,6 +277,30 @@ def serve_command(args) -> int:
     return 0
 
 
+def sample_drawing_png() -> bytes:
+    """A 280x280 canvas with a "3" drawn in 18-pixel black strokes on white, as the page sends a drawing."""
+    import io
+
+    from PIL import Image, ImageDraw
+    image = Image.new("RGB", (280, 280), "white")
+    ImageDraw.Draw(image).line([(90, 50), (130, 40), (170, 60), (170, 90), (120, 125), (170, 150), (170, 185),
+                                (130, 210), (85, 200)], fill="black", width=18)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def default_network_run(seed: int = 0) -> ServedRun:
+    """A served run of the default network (784-256-128-10, freshly initialized: its timing is a trained one's)."""
+    import functional_nn as fnn
+    sizes = (784, 256, 128, 10)
+    model = TrainedModel(params=fnn.init_mlp(np.random.default_rng(seed), list(sizes)), sizes=sizes,
+                         activation="relu", normalization={"kind": "scale"}, dtype="float32",
+                         classes=tuple("0123456789"), image_shape=(28, 28), dataset=None, run_dir=Path("."),
+                         checkpoint="model")
+    return ServedRun(id="default", model=model, test_accuracy=None)
+
+
 def round_trip_seconds(run: ServedRun, png: bytes, repeats: int = 50) -> list[float]:
     """Seconds of one drawing's prediction (preprocess the PNG + forward pass), for the benchmark."""
     out = []
