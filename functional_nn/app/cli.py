@@ -170,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="SWEEP_DIR", help="run the unfinished trials of an earlier sweep")
     p.add_argument("--workers", type=int, default=0, help="worker processes (default: cores / threads per worker)")
     p.add_argument("--threads-per-worker", type=int, default=1, help="BLAS threads of each worker (default 1)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--scheduler", metavar="ADDRESS", help="run the trials on this Dask scheduler (cluster extra)")
+    g.add_argument("--local-cluster", type=int, metavar="N",
+                   help="start a Dask LocalCluster of N worker processes (cluster extra)")
     p.add_argument("--dry-run", action="store_true", help="print the trials and exit")
 
     p = sub.add_parser("bench", help="benchmark the training step (see README, Performance)", add_help=False)

@@ -20,6 +20,7 @@ import platform
 import shlex
 import signal
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from functools import partial
@@ -98,8 +99,9 @@ class _Signals:
         self.previous = {}
 
     def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self.previous[sig] = signal.signal(sig, self._handle)
+        if threading.current_thread() is threading.main_thread():   # elsewhere (a Dask worker's thread running
+            for sig in (signal.SIGINT, signal.SIGTERM):              # a sweep's trial) Python allows no handlers
+                self.previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc):

@@ -121,3 +121,29 @@ def test_the_example_sweep_file_is_valid():
 def test_spec_errors_are_usage_errors(tmp_path):
     with pytest.raises(UsageError, match="is missing"):
         read_spec(tmp_path / "none.toml")
+
+
+def test_a_local_dask_cluster_gives_the_same_table_as_the_local_pool(tmp_path):
+    pytest.importorskip("distributed", reason="needs the cluster extra: pip install 'functional-nn[cluster]'")
+    spec = write(tmp_path, BASE + "[sweep]\nseeds = [0, 1]\n[space]\nlr = [0.001, 0.01]\n")
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "pool"), "--workers", "2"]) == 0
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "dask"), "--local-cluster", "2"]) == 0
+    metrics = ("trial", "status", "val_accuracy", "val_loss", "test_accuracy", "test_loss", "data_sha256")
+    pool, dask = rows(tmp_path / "pool" / "trials.csv"), rows(tmp_path / "dask" / "trials.csv")
+    assert [{k: r[k] for k in metrics} for r in pool] == [{k: r[k] for k in metrics} for r in dask]
+    assert all(r["status"] == "ok" for r in dask)
+
+
+def test_without_distributed_the_cluster_flags_say_how_to_install_it(tmp_path, capsys, monkeypatch):
+    import builtins
+    real = builtins.__import__
+
+    def no_distributed(name, *args, **kwargs):
+        if name == "distributed" or name.startswith("distributed."):
+            raise ImportError(name)
+        return real(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", no_distributed)
+    spec = write(tmp_path, BASE + "[space]\nlr = [0.01]\n")
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:1"]) == 2
+    assert "pip install 'functional-nn[cluster]'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -8,12 +8,15 @@ validation and test metrics, seconds, status, error), ``summary.csv`` (mean and 
 best first) and ``best.toml`` (loadable by ``fnn train --config``). A failed or diverged trial is recorded and the
 sweep goes on; ``--resume SWEEP_DIR`` runs only the trials without a finished row and ends with the same table.
 
-Not here yet (issue 12): Dask (``--scheduler``, ``--local-cluster``), successive halving, the pictures and
+With ``--scheduler ADDRESS`` (an existing Dask cluster) or ``--local-cluster N`` (a ``distributed.LocalCluster``
+of N worker processes) the very same trial function runs through a ``distributed.Client``; each worker resolves
+its own data folder and parse cache. Not here yet (issue 12): successive halving, the pictures and
 ``sweep.html``, the throughput measurements and the preset searches.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -47,8 +50,13 @@ def run_trial(settings: dict, out_dir: str) -> dict:
     """Train one trial into ``out_dir`` (a normal run folder) and return its record; never raises."""
     from functional_nn.app.output import Output
     from functional_nn.app.train import train_command
+    from functional_nn.app.train import absolute_paths
+    from pipelines.datasets import default_data_dir
     t0 = time.perf_counter()
     record = {"status": "failed", "error": ""}
+    if settings["data_dir"] is None:             # this worker's own data folder and parse cache
+        settings = {**settings, "data_dir": str(default_data_dir())}
+    settings = absolute_paths(settings)
     try:
         quiet = Output(log="text", quiet=True, stdout=io.StringIO(), stderr=io.StringIO())
         status = train_command(settings, {}, out_dir=out_dir, resume=None, overwrite=True, given={}, plots=False,
@@ -80,6 +88,46 @@ def run_trial(settings: dict, out_dir: str) -> dict:
     except (OSError, ValueError):
         pass
     return record
+
+
+CLUSTER_HINT = ("--scheduler and --local-cluster need the cluster extra (Dask distributed): "
+                "python -m pip install 'functional-nn[cluster]'")
+
+
+@contextlib.contextmanager
+def _executor(args, workers: int):
+    """(submit, completed) of the local process pool, or of a ``distributed.Client`` (``--scheduler ADDRESS`` or
+    ``--local-cluster N``): the same trial function runs through either."""
+    if args.scheduler or args.local_cluster:
+        try:
+            import distributed
+        except ImportError:
+            raise UsageError(CLUSTER_HINT) from None
+        if args.local_cluster:
+            cluster = distributed.LocalCluster(n_workers=args.local_cluster, threads_per_worker=1, processes=True,
+                                               dashboard_address=None)
+            client = distributed.Client(cluster)
+        else:
+            cluster = None
+            try:
+                client = distributed.Client(args.scheduler, timeout="30s")
+            except OSError as e:
+                raise UsageError(f"--scheduler {args.scheduler}: cannot connect ({e})") from None
+        try:
+            client.run(_limit_threads, args.threads_per_worker)
+
+            def submit(fn, *a):
+                return client.submit(fn, *a, pure=False)
+            yield submit, lambda futures: distributed.as_completed(list(futures))
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        return
+    import multiprocessing
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_limit_threads, initargs=(args.threads_per_worker,)) as pool:
+        yield pool.submit, as_completed
 
 
 def _trials(spec: Spec):
@@ -158,6 +206,13 @@ def sweep_command(args) -> int:
             raise UsageError("give SPEC.toml (or --resume SWEEP_DIR)")
         spec = read_spec(args.spec)
         out = Path(args.out) if args.out else Path("sweeps") / time.strftime("%Y%m%d-%H%M%S")
+    if args.local_cluster is not None and args.local_cluster < 1:
+        raise UsageError(f"--local-cluster must be at least 1, got {args.local_cluster}")
+    if args.scheduler or args.local_cluster:
+        try:
+            import distributed  # noqa: F401 - checked before the sweep folder is made
+        except ImportError:
+            raise UsageError(CLUSTER_HINT) from None
     cores = os.cpu_count() or 1
     workers = args.workers or max(1, cores // args.threads_per_worker)
     if workers < 1 or args.threads_per_worker < 1:
@@ -176,8 +231,6 @@ def sweep_command(args) -> int:
             raise UsageError(f"--out {out}: exists; a sweep folder is never overwritten "
                              f"(--resume {out} continues it)") from None
         shutil.copyfile(spec.path, out / "sweep.toml")
-    from functional_nn.app.train import absolute_paths
-    from pipelines.datasets import default_data_dir
     rows = _read_rows(out / "trials.csv")
     todo = [t for t in trials if t[0] not in rows]
     print(f"fnn sweep: {out}: {len(trials)} trials, {len(todo)} to run, {workers} worker(s) x "
@@ -196,17 +249,15 @@ def sweep_command(args) -> int:
     saved_env = {k: os.environ.get(k) for k in env_threads}
     os.environ.update(env_threads)              # for the workers' BLAS as they start (threadpoolctl may be absent)
     try:
-        import multiprocessing
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_limit_threads, initargs=(args.threads_per_worker,)) as pool:
+        with _executor(args, workers) as (submit, completed):
             futures = {}
             for name, c, config, seed in todo:
                 settings = trial_settings(spec, config, seed)
-                if settings["data_dir"] is None:              # the user cache, as fnn train resolves it
-                    settings["data_dir"] = str(default_data_dir())
-                settings = absolute_paths(settings)
-                futures[pool.submit(run_trial, settings, str(out / "trials" / name))] = (name, c, config, seed)
-            for future in as_completed(futures):
+                for key in ("train", "test", "data_dir"):     # paths named in the spec: absolute, as fnn train
+                    if settings[key] is not None:
+                        settings[key] = os.path.abspath(settings[key])
+                futures[submit(run_trial, settings, str((out / "trials" / name).resolve()))] = (name, c, config, seed)
+            for future in completed(futures):
                 name, c, config, seed = futures[future]
                 try:
                     record = future.result()
