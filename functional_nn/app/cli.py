@@ -175,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--local-cluster", type=int, metavar="N",
                    help="start a Dask LocalCluster of N worker processes (cluster extra)")
     p.add_argument("--dry-run", action="store_true", help="print the trials and exit")
+    p.add_argument("--log", choices=("text", "json"), default="text",
+                   help="one line per finished trial as text or JSON lines (a progress bar on a terminal)")
+    p.add_argument("--quiet", action="store_true", help="print only the ranking")
+    p.add_argument("--no-plots", action="store_true", help="do not draw the sweep's pictures")
+    p.add_argument("--trial-plots", action="store_true",
+                   help="draw each trial's own report pictures too (off by default: they take seconds each)")
 
     p = sub.add_parser("bench", help="benchmark the training step (see README, Performance)", add_help=False)
     p.add_argument("args", nargs=argparse.REMAINDER, help="fnn bench's own flags (fnn bench --help)")

@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 
@@ -118,14 +118,18 @@ class _Signals:
 
 
 def train_command(settings: dict, sources: Mapping, *, out_dir: str | None, resume: str | None,
-                  overwrite: bool, given: Mapping, plots: bool, output: Output) -> int:
+                  overwrite: bool, given: Mapping, plots: bool, output: Output,
+                  on_epoch: Callable[[Mapping], None] | None = None) -> int:
     """Run ``fnn train``; returns the exit status. ``given`` holds the flags from the command line.
 
+    ``on_epoch(row)``, when given, is called with each epoch's history row once the epoch is saved (history.csv,
+    last.npz); an exception it raises stops the run there and goes up to the caller (``fnn sweep``'s successive
+    halving stops trials so: the folder stays a resumable run).
     The run folder is locked (:mod:`functional_nn.app.lock`) from before its first file is read or written until
     the command returns; a second writer gets a one-line error naming the holder."""
     with contextlib.ExitStack() as held:
         return _train(settings, sources, out_dir=out_dir, resume=resume, overwrite=overwrite, given=given,
-                      plots=plots, output=output, held=held)
+                      plots=plots, output=output, held=held, on_epoch=on_epoch)
 
 
 def _refuse_used_folder(run_dir: Path, overwrite: bool) -> None:
@@ -139,7 +143,8 @@ def _refuse_used_folder(run_dir: Path, overwrite: bool) -> None:
 
 
 def _train(settings: dict, sources: Mapping, *, out_dir: str | None, resume: str | None, overwrite: bool,
-           given: Mapping, plots: bool, output: Output, held: contextlib.ExitStack) -> int:
+           given: Mapping, plots: bool, output: Output, held: contextlib.ExitStack,
+           on_epoch: Callable[[Mapping], None] | None = None) -> int:
     if resume is not None:
         run_dir = Path(resume)
         if run_dir.is_dir():
@@ -250,7 +255,7 @@ def _train(settings: dict, sources: Mapping, *, out_dir: str | None, resume: str
                 status = _epochs(start, seconds, history, train=train, val=val, settings=settings,
                                  norm_stage=norm_stage, train_step=train_step, schedule=schedule,
                                  steps_per_epoch=steps_per_epoch, run_dir=run_dir, base_meta=base_meta,
-                                 signals=signals, output=output)
+                                 signals=signals, output=output, on_epoch=on_epoch)
         except fnn.Diverged as e:
             after = f"after epoch {int(e.state.epoch)}" if e.state.epoch else "the initial weights"
             message = (f"{e}; training stopped. The last good checkpoint is {run_dir / 'last.npz'} ({after}). "
@@ -390,7 +395,8 @@ def _resumed(run_dir: Path, last: ckpt.Checkpoint, *, finish_only: bool = False)
 
 
 def _epochs(state: fnn.TrainState, seconds: float, history: list[dict], *, train, val, settings, norm_stage,
-            train_step, schedule, steps_per_epoch, run_dir, base_meta, signals, output) -> int | None:
+            train_step, schedule, steps_per_epoch, run_dir, base_meta, signals, output,
+            on_epoch=None) -> int | None:
     """Train from ``state`` to the end; returns an exit status when interrupted, else None.
 
     ``seconds``: time already spent in the epoch ``state`` stopped in the middle of (0 at an epoch's end).
@@ -423,6 +429,8 @@ def _epochs(state: fnn.TrainState, seconds: float, history: list[dict], *, train
         _epoch_done(state, seconds, history, settings=settings, schedule=schedule, run_dir=run_dir,
                     base_meta=base_meta, stopped_early=stopped_early, output=output)
         seconds = 0.0
+        if on_epoch is not None:
+            on_epoch(history[-1])
         if stopped_early:
             output.note(f"fnn train: early stopping: {monitor} has not improved for {patience} epochs; "
                         f"keeping the weights of epoch {int(state.best.epoch)}")

@@ -24,7 +24,7 @@ def _format_value(value: Any) -> str:
     return json.dumps(value, sort_keys=False)
 
 
-_CSS = """
+CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em auto; max-width: 1040px;
        padding: 0 1em; color: #1f2328; }
 h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #d0d7de; }
@@ -46,7 +46,7 @@ _CAPTIONS = {
 }
 
 
-def _html_table(rows: Sequence[Sequence[str]], header: Sequence[str], numeric: Sequence[bool]) -> str:
+def html_table(rows: Sequence[Sequence[str]], header: Sequence[str], numeric: Sequence[bool]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join(
         "<tr>" + "".join(f'<td class="num">{html.escape(c)}</td>' if num else f"<td>{html.escape(c)}</td>"
@@ -88,9 +88,9 @@ def render_html(run: Run, names: list[str], best: int | None, pictures: Mapping[
                        f"<figcaption>{html.escape(file_name)}: {html.escape(caption)}</figcaption>\n</figure>")
     title = f"functional-nn run report: {run.name}"
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}'
-            f"</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
-            f"<h2>Results</h2>\n{_html_table(results, ('measure', 'value'), (False, True))}\n"
+            f"</title>\n<style>{CSS}</style>\n</head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
+            f"<h2>Results</h2>\n{html_table(results, ('measure', 'value'), (False, True))}\n"
             f"<h2>Per-class test accuracy</h2>\n"
-            f"{_html_table(per_class_rows, ('class', 'accuracy', 'test images'), (False, True, True))}\n"
-            f"<h2>Configuration</h2>\n{_html_table(config_rows, ('setting', 'value'), (False, False))}\n"
+            f"{html_table(per_class_rows, ('class', 'accuracy', 'test images'), (False, True, True))}\n"
+            f"<h2>Configuration</h2>\n{html_table(config_rows, ('setting', 'value'), (False, False))}\n"
             f"<h2>Pictures</h2>\n" + "\n".join(figures) + "\n</body>\n</html>\n")

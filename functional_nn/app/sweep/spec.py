@@ -4,6 +4,8 @@ Every key and value is validated before anything runs, and every trial's setting
 ``fnn train`` checks its own (one line naming the key or the trial, exit 2). A trial is a configuration and a
 seed; configurations come from the grid of the space's choices (``method = "grid"``) or are drawn from it with a
 seeded generator (``"random"``: lists are chosen from, ``{low, high, log}`` ranges sampled, ints staying ints).
+``"halving"`` takes its configurations as random search does (with ``trials``) or as a grid (without), and stops
+the worst trials early: asynchronous successive halving, with rungs at ``min_epochs * eta**k`` epochs.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from functional_nn.app import schema
 from functional_nn.app.settings import MAX_SEED, UsageError, _KINDS, check, coerce_settings, resolve
 
 METRICS = {"val_accuracy": "max", "val_loss": "min", "test_accuracy": "max", "test_loss": "min"}
-SWEEP_KEYS = ("method", "trials", "seeds", "metric", "mode", "sample_seed")
+SWEEP_KEYS = ("method", "trials", "seeds", "metric", "mode", "sample_seed", "min_epochs", "eta")
+METHODS = ("grid", "random", "halving")
 MAX_TRIALS = 10_000
 
 
@@ -37,6 +40,23 @@ class Spec:
     sample_seed: int
     configs: tuple[dict, ...]        # the configurations (the swept values), in trial order
     path: str
+    min_epochs: int = 1              # halving: the first rung (epochs)
+    eta: int = 3                     # halving: rungs at min_epochs * eta**k; 1/eta of a rung's trials go on
+
+    def rungs(self, epochs: int) -> tuple[int, ...]:
+        """The epochs after which a halving trial of ``epochs`` epochs may be stopped (none for other methods).
+
+        >>> Spec(base={}, method="halving", seeds=(0,), metric="val_accuracy", mode="max", space={}, trials=None,
+        ...      sample_seed=0, configs=(), path="s.toml", min_epochs=1, eta=3).rungs(20)
+        (1, 3, 9)
+        """
+        if self.method != "halving":
+            return ()
+        out, r = [], self.min_epochs
+        while r < epochs:
+            out.append(r)
+            r *= self.eta
+        return tuple(out)
 
 
 def _range(key: str, value: Mapping, where: str):
@@ -85,8 +105,8 @@ def read_spec(path: str | Path) -> Spec:
     if bad:
         raise UsageError(f"{what}: [sweep]: unknown key {bad[0]!r} (known: {', '.join(SWEEP_KEYS)})")
     method = sweep.get("method", "grid")
-    if method not in ("grid", "random"):
-        raise UsageError(f"{what}: [sweep] method: must be grid or random, got {method!r}")
+    if method not in METHODS:
+        raise UsageError(f"{what}: [sweep] method: must be grid, random or halving, got {method!r}")
     seeds = sweep.get("seeds", [0])
     if (not isinstance(seeds, list) or not seeds or len(set(map(repr, seeds))) != len(seeds)
             or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED for s in seeds)):
@@ -97,8 +117,23 @@ def read_spec(path: str | Path) -> Spec:
     mode = sweep.get("mode", METRICS[metric])
     if mode not in ("max", "min"):
         raise UsageError(f"{what}: [sweep] mode: must be max or min, got {mode!r}")
+    min_epochs, eta = sweep.get("min_epochs", 1), sweep.get("eta", 3)
+    if method == "halving":
+        if not (isinstance(min_epochs, int) and not isinstance(min_epochs, bool) and 1 <= min_epochs <= 10**6):
+            raise UsageError(f"{what}: [sweep] min_epochs: expected an integer >= 1, got {min_epochs!r}")
+        if not (isinstance(eta, int) and not isinstance(eta, bool) and 2 <= eta <= 100):
+            raise UsageError(f"{what}: [sweep] eta: expected an integer 2..100, got {eta!r}")
+        if not metric.startswith("val_"):
+            raise UsageError(f"{what}: [sweep] metric: halving compares trials each epoch, so it needs "
+                             f"val_accuracy or val_loss, got {metric!r}")
+    elif "min_epochs" in sweep or "eta" in sweep:
+        raise UsageError(f"{what}: [sweep] {'min_epochs' if 'min_epochs' in sweep else 'eta'}: only for "
+                         f"method = \"halving\"")
     trials = sweep.get("trials")
-    if method == "random":
+    if method == "halving" and trials is not None:
+        if not (isinstance(trials, int) and not isinstance(trials, bool) and 1 <= trials <= MAX_TRIALS):
+            raise UsageError(f"{what}: [sweep] trials: expected 1..{MAX_TRIALS}, got {trials!r}")
+    elif method == "random":
         if not (isinstance(trials, int) and not isinstance(trials, bool) and 1 <= trials <= MAX_TRIALS):
             raise UsageError(f"{what}: [sweep] trials: random search needs trials = 1..{MAX_TRIALS}, got {trials!r}")
     elif trials is not None:
@@ -124,16 +159,21 @@ def read_spec(path: str | Path) -> Spec:
             raise UsageError(f"{where}: expected a list of choices or a range {{ low, high, log }}, got {value!r}")
     if not space:
         raise UsageError(f"{what}: [space] is empty: nothing to sweep")
-    if method == "grid" and any(v[0] == "range" for v in space.values()):
+    sampled = method == "random" or (method == "halving" and trials is not None)
+    if not sampled and any(v[0] == "range" for v in space.values()):
         name = next(k for k, v in space.items() if v[0] == "range")
-        raise UsageError(f"{what}: [space] {name}: a range needs method = \"random\" (a grid takes lists)")
-    configs = _configs(space, method, trials, sample_seed)
+        raise UsageError(f"{what}: [space] {name}: a range needs method = \"random\" (or \"halving\" with "
+                         "trials); a grid takes lists")
+    configs = _configs(space, "random" if sampled else "grid", trials, sample_seed)
     if len(configs) * len(seeds) > MAX_TRIALS:
         raise UsageError(f"{what}: {len(configs)} configurations x {len(seeds)} seeds: more than {MAX_TRIALS} trials")
     spec = Spec(base=base, method=method, seeds=tuple(seeds), metric=metric, mode=mode, space=space, trials=trials,
-                sample_seed=sample_seed, configs=tuple(configs), path=str(path))
+                sample_seed=sample_seed, configs=tuple(configs), path=str(path), min_epochs=min_epochs, eta=eta)
     for config in configs:
-        trial_settings(spec, config, seeds[0], where=what)       # every trial checked as fnn train checks
+        settings = trial_settings(spec, config, seeds[0], where=what)   # every trial checked as fnn train checks
+        if method == "halving" and not settings["validation_fraction"] > 0:
+            raise UsageError(f"{what}: halving compares validation metrics: the trial {describe(config)} has "
+                             "validation-fraction = 0")
     return spec
 
 
