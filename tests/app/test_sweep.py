@@ -147,3 +147,105 @@ def test_without_distributed_the_cluster_flags_say_how_to_install_it(tmp_path, c
     assert main(["sweep", str(spec), "--out", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:1"]) == 2
     assert "pip install 'functional-nn[cluster]'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+HALVING = (BASE.replace("epochs = 1", "epochs = 9") + "validation-fraction = 0.25\n"
+           "[sweep]\nmethod = \"halving\"\nmin-epochs = 1\neta = 3\nseeds = [0]\n"
+           "[space]\nlr = [0.0001, 0.001, 0.003, 0.01, 0.03, 0.1]\n")
+
+
+@pytest.mark.parametrize("text, message", [
+    (BASE + "[sweep]\nmethod = \"grid\"\neta = 3\n[space]\nlr = [0.1]\n", "eta: only for method = \"halving\""),
+    (HALVING.replace("eta = 3", "eta = 1"), "eta: expected an integer 2..100"),
+    (HALVING.replace("min-epochs = 1", "min-epochs = 0"), "min_epochs: expected an integer >= 1"),
+    (HALVING.replace("seeds = [0]", "seeds = [0]\nmetric = \"test_accuracy\""), "halving compares trials each epoch"),
+    (HALVING.replace("validation-fraction = 0.25", "validation-fraction = 0.0"), "has validation-fraction = 0"),
+    (HALVING.replace("lr = [0.0001, 0.001, 0.003, 0.01, 0.03, 0.1]", "lr = { low = 0.001, high = 0.1 }"),
+     "a range needs method"),
+])
+def test_a_bad_halving_file_exits_2_with_one_line(tmp_path, capsys, text, message):
+    path = write(tmp_path, text)
+    assert main(["sweep", str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+@settings(deadline=None, max_examples=300)
+@given(values=st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=30), eta=st.integers(2, 5),
+       mode=st.sampled_from(["max", "min"]), i=st.integers(0, 29))
+def test_at_a_rung_at_most_the_best_share_goes_on_and_the_best_always_does(values, eta, mode, i):
+    from functional_nn.app.sweep.trial import promotable
+    value = values[i % len(values)]
+    keep = max(1, len(values) // eta)
+    better = sum((v > value) if mode == "max" else (v < value) for v in values)
+    assert promotable(value, values, eta, mode) == (better < keep)
+    best = max(values) if mode == "max" else min(values)
+    assert promotable(best, values, eta, mode)
+    assert not promotable(float("nan"), values + [float("nan")], eta, mode)
+
+
+def test_halving_stops_the_worst_trials_at_the_rungs_and_resumes_to_the_same_table(tmp_path, capsys):
+    spec, out = write(tmp_path, HALVING), tmp_path / "out"
+    assert main(["sweep", str(spec), "--out", str(out), "--workers", "1", "--no-plots"]) == 0
+    table = rows(out / "trials.csv")
+    stopped = [r for r in table if r["status"] == "stopped"]
+    finished = [r for r in table if r["status"] == "ok"]
+    assert stopped and finished and len(stopped) + len(finished) == 6
+    assert {int(r["epochs"]) for r in stopped} <= {1, 3} and {int(r["epochs"]) for r in finished} == {9}
+    assert all("stopped at epoch" in r["error"] for r in stopped)
+    assert all(not (out / "trials" / r["trial"] / "model.npz").exists() for r in stopped)
+    # with one worker the decisions are the ASHA rule applied in trial order
+    from functional_nn.app.sweep.trial import promotable, read_rung
+    rung_text = (out / "rungs.jsonl").read_text()
+    for epoch in (1, 3):
+        seen = []
+        for r in table:
+            values = read_rung(rung_text, epoch)
+            if r["trial"] not in values:
+                continue
+            seen.append(values[r["trial"]])
+            goes_on = promotable(values[r["trial"]], seen, 3, "max")
+            assert goes_on == (int(r["epochs"]) > epoch), (r, seen)
+    summary = rows(out / "summary.csv")
+    assert [s["config"] for s in summary[-len(stopped):]] == sorted(s["config"] for s in summary[-len(stopped):])
+    assert all(s["val_accuracy_mean"] == "nan" for s in summary[-len(stopped):])
+    assert {int(s["stopped"]) for s in summary} == {0, 1}
+    with open(out / "trials.csv", "w", newline="", encoding="utf-8") as f:      # the last two rows lost
+        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(table[:4])
+    assert main(["sweep", "--resume", str(out), "--no-plots"]) == 0
+    drop = ("seconds",)
+    assert [{k: v for k, v in r.items() if k not in drop} for r in rows(out / "trials.csv")] == \
+           [{k: v for k, v in r.items() if k not in drop} for r in table]
+
+
+def test_the_sweep_draws_its_pictures_and_page_and_logs_json_lines(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="pictures need the plot extra")
+    from PIL import Image
+    from functional_nn.app.sweep.report import metric_size, ranking_size
+    spec = write(tmp_path, BASE + "[sweep]\nseeds = [0, 1]\n[space]\nlr = [0.001, 0.01, 1e30]\n"
+                                  "activation = [\"relu\", \"tanh\"]\n")
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert main(["sweep", str(spec), "--out", str(out), "--log", "json"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e["event"] for e in events] == ["sweep"] + ["trial"] * 12 + ["ranking", "done"]
+    trials = [e for e in events if e["event"] == "trial"]
+    assert {e["trial"] for e in trials} == {r["trial"] for r in rows(out / "trials.csv")}
+    assert all(isinstance(e["settings"]["lr"], float) for e in trials)
+    ranking = events[-2]["ranking"]
+    assert ranking[-1]["val_accuracy_mean"] is None and [r["rank"] for r in ranking] == list(range(1, 7))
+    read = read_spec(out / "sweep.toml")
+    summary = rows(out / "summary.csv")
+    sizes = {"metric.png": metric_size(read), "ranking.png": ranking_size(summary)}
+    for name, size in sizes.items():
+        with Image.open(out / "pictures" / name) as im:
+            assert im.size == size
+    page = (out / "sweep.html").read_text(encoding="utf-8")
+    assert page.count("<img ") == 2 and "data:image/png;base64," in page
+    assert all(r["trial"] in page for r in rows(out / "trials.csv")) and "lr = [0.001, 0.01, 1e30]" in page
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "bare"), "--no-plots", "--quiet"]) == 0
+    assert not (tmp_path / "bare" / "pictures").exists() and (tmp_path / "bare" / "sweep.html").is_file()
+    quiet = capsys.readouterr().out.splitlines()
+    assert quiet[0].startswith("rank  config") and len(quiet) == 7

@@ -33,7 +33,8 @@ class Rungs:
     that rung so far (the first trials to arrive always go on: asynchronous, nobody waits for a rung to fill).
 
     ``path`` is a JSON-lines file in the sweep folder, appended under an exclusive ``flock``; a trial run again
-    (``--resume``) overwrites its own value. With several workers the decisions depend on the order trials arrive.
+    (``--resume``) keeps its first place, so it is judged against the same trials as before. With several
+    workers the decisions depend on the order the trials arrive (as in ASHA itself).
     """
     path: str
     trial: str
@@ -54,20 +55,26 @@ class Rungs:
                                f"{value:.4f} not in the best 1/{self.eta} of {len(values)}")
 
     def _record(self, epoch: int, value: float) -> list[float]:
-        line = json.dumps({"rung_epoch": epoch, "trial": self.trial, "value": value}) + "\n"
+        """Record the trial's value at the rung; the values it competes with: those recorded before it (a trial
+        run again on ``--resume`` keeps its place, so it is judged as it was the first time)."""
         with open(self.path, "a+", encoding="utf-8") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
-                f.write(line)
-                f.flush()
                 f.seek(0)
-                return list(read_rung(f.read(), epoch).values())
+                values = read_rung(f.read(), epoch)
+                if self.trial not in values:
+                    f.write(json.dumps({"rung_epoch": epoch, "trial": self.trial, "value": value}) + "\n")
+                    f.flush()
+                values[self.trial] = value
+                names = list(values)
+                return [values[t] for t in names[: names.index(self.trial) + 1]]
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def read_rung(text: str, epoch: int) -> dict[str, float]:
-    """``trial -> value`` recorded at the rung ``epoch`` (the last line of a trial wins; damaged lines skipped)."""
+    """``trial -> value`` recorded at the rung ``epoch``, in the order the trials first arrived there (damaged
+    lines skipped)."""
     values = {}
     for line in text.splitlines():
         try:
