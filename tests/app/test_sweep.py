@@ -191,7 +191,7 @@ def test_halving_stops_the_worst_trials_at_the_rungs_and_resumes_to_the_same_tab
     stopped = [r for r in table if r["status"] == "stopped"]
     finished = [r for r in table if r["status"] == "ok"]
     assert stopped and finished and len(stopped) + len(finished) == 6
-    assert {int(r["epochs"]) for r in stopped} <= {1, 3} and {int(r["epochs"]) for r in finished} == {9}
+    assert {int(r["epochs_run"]) for r in stopped} <= {1, 3} and {int(r["epochs_run"]) for r in finished} == {9}
     assert all("stopped at epoch" in r["error"] for r in stopped)
     assert all(not (out / "trials" / r["trial"] / "model.npz").exists() for r in stopped)
     # with one worker the decisions are the ASHA rule applied in trial order
@@ -205,7 +205,7 @@ def test_halving_stops_the_worst_trials_at_the_rungs_and_resumes_to_the_same_tab
                 continue
             seen.append(values[r["trial"]])
             goes_on = promotable(values[r["trial"]], seen, 3, "max")
-            assert goes_on == (int(r["epochs"]) > epoch), (r, seen)
+            assert goes_on == (int(r["epochs_run"]) > epoch), (r, seen)
     summary = rows(out / "summary.csv")
     assert [s["config"] for s in summary[-len(stopped):]] == sorted(s["config"] for s in summary[-len(stopped):])
     assert all(s["val_accuracy_mean"] == "nan" for s in summary[-len(stopped):])
@@ -225,7 +225,7 @@ def test_the_sweep_draws_its_pictures_and_page_and_logs_json_lines(tmp_path, cap
     from PIL import Image
     from functional_nn.app.sweep.report import metric_size, ranking_size
     spec = write(tmp_path, BASE + "[sweep]\nseeds = [0, 1]\n[space]\nlr = [0.001, 0.01, 1e30]\n"
-                                  "activation = [\"relu\", \"tanh\"]\n")
+                                  "epochs = [1, 2]\n")
     out = tmp_path / "out"
     capsys.readouterr()
     assert main(["sweep", str(spec), "--out", str(out), "--log", "json"]) == 0

@@ -20,7 +20,7 @@ CSV = REPO_ROOT / "data" / "fixtures" / "mnist_test_40.csv"
 # trials of a few seconds each: long enough to be caught running
 SPEC = (f'[train]\ntrain = "{CSV}"\ntest = "{CSV}"\nepochs = 400\nbatch-size = 8\nhidden = [8]\n'
         '[sweep]\nseeds = [0, 1]\n[space]\nlr = [0.001, 0.01]\n')
-METRICS = ("trial", "config", "seed", "lr", "status", "epochs", "val_accuracy", "val_loss", "test_accuracy",
+METRICS = ("trial", "config", "seed", "lr", "status", "epochs_run", "val_accuracy", "val_loss", "test_accuracy",
            "test_loss", "data_sha256")
 
 

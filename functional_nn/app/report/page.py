@@ -49,7 +49,7 @@ _CAPTIONS = {
 def html_table(rows: Sequence[Sequence[str]], header: Sequence[str], numeric: Sequence[bool]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join(
-        "<tr>" + "".join(f'<td class="num">{html.escape(c)}</td>' if num else f"<td>{html.escape(c)}</td>"
+        "<tr>" + "".join(f'<td class="num">{html.escape(str(c))}</td>' if num else f"<td>{html.escape(str(c))}</td>"
                          for c, num in zip(row, numeric)) + "</tr>\n"
         for row in rows)
     return f"<table>\n<tr>{head}</tr>\n{body}</table>"

@@ -103,7 +103,7 @@ def _trial_line(row: dict, metric: str, config: dict, done: int, total: int) -> 
     value = tables.number(row.get(metric))
     shown = "-" if math.isnan(value) else f"{value:.4f}"
     extra = f" ({row['error']})" if row.get("error") and row["status"] != "ok" else ""
-    return (f"[{done}/{total}] {row['trial']} {row['status']} {metric} {shown} epochs {row.get('epochs') or '-'} "
+    return (f"[{done}/{total}] {row['trial']} {row['status']} {metric} {shown} epochs {row.get('epochs_run') or '-'} "
             f"{tables.number(row.get('seconds')):.1f}s {describe(config)}{extra}")
 
 

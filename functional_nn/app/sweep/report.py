@@ -162,9 +162,9 @@ def render_html(spec: Spec, out: Path, rows: Mapping[str, Mapping], summary: Seq
     rank_rows = [(str(r["rank"]), str(r["config"]), *(r[k] for k in swept), str(r["seeds"]),
                   _cell(r[f"{spec.metric}_mean"]), _cell(r[f"{spec.metric}_std"]), _cell(r["test_accuracy_mean"]),
                   _cell(r["test_accuracy_std"]), str(r["stopped"]), str(r["not_ok"])) for r in summary]
-    trial_header = ("trial", *swept, "seed", "status", "epochs", "val_accuracy", "val_loss", "test_accuracy",
+    trial_header = ("trial", *swept, "seed", "status", "epochs run", "val_accuracy", "val_loss", "test_accuracy",
                     "seconds", "error")
-    trial_rows = [(r["trial"], *(r.get(k, "") for k in swept), str(r["seed"]), r["status"], str(r.get("epochs", "")),
+    trial_rows = [(r["trial"], *(r.get(k, "") for k in swept), str(r["seed"]), r["status"], str(r.get("epochs_run", "")),
                    *(_cell(tables.number(r.get(k))) for k in ("val_accuracy", "val_loss", "test_accuracy",
                                                                "seconds")), r.get("error", ""))
                   for name, *_ in tables.trials(spec) if (r := rows.get(name)) is not None]

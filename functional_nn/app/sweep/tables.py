@@ -22,7 +22,7 @@ from functional_nn.app.sweep.spec import Spec
 
 DONE = ("ok", "diverged", "stopped")          # finished: --resume keeps these rows
 STATUSES = DONE + ("failed", "cancelled")     # not finished: --resume runs these trials again
-RESULT_FIELDS = ("status", "epochs", "val_accuracy", "val_loss", "test_accuracy", "test_loss", "seconds",
+RESULT_FIELDS = ("status", "epochs_run", "val_accuracy", "val_loss", "test_accuracy", "test_loss", "seconds",
                  "data_sha256", "error")
 MAX_TABLE_BYTES = 64 << 20
 

@@ -160,7 +160,7 @@ def _results(run: Path) -> dict:
         from functional_nn.app.runs import read_history
         rows = read_history(run / "history.csv").rows()
         if rows:
-            found["epochs"] = rows[-1]["epoch"]
+            found["epochs_run"] = rows[-1]["epoch"]
             found["val_accuracy"], found["val_loss"] = rows[-1].get("val_accuracy"), rows[-1].get("val_loss")
     with contextlib.suppress(OSError, ValueError):
         from functional_nn import checkpoint as ckpt
