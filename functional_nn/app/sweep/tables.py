@@ -89,8 +89,8 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 def summarize(spec: Spec, rows: Mapping[str, Mapping]) -> list[dict]:
     """Per configuration: the mean and (sample) standard deviation of the metric and of the test accuracy over its
-    finished (ok) seeds, with the counts of stopped and failed trials; best first (configurations without a
-    finished seed last)."""
+    finished (ok) seeds, the worst seed's test accuracy, the counts of stopped and failed trials and the seconds
+    of all its trials; best first (configurations without a finished seed last)."""
     out = []
     for c, config in enumerate(spec.configs):
         runs = [rows[t] for t, cc, _, _ in trials(spec) if cc == c and t in rows]
@@ -103,6 +103,7 @@ def summarize(spec: Spec, rows: Mapping[str, Mapping]) -> list[dict]:
         out.append({"rank": 0, "config": c, **{k: json.dumps(v) for k, v in config.items()}, "seeds": len(values),
                     f"{spec.metric}_mean": mean, f"{spec.metric}_std": std,
                     "test_accuracy_mean": test_mean, "test_accuracy_std": test_std,
+                    "test_accuracy_min": min(tests) if tests else math.nan,
                     "stopped": sum(r.get("status") == "stopped" for r in runs),
                     "not_ok": sum(r.get("status") in ("failed", "diverged", "cancelled") for r in runs),
                     "seconds": round(sum(s for s in seconds if not math.isnan(s)), 3)})
