@@ -118,6 +118,12 @@ def test_the_example_sweep_file_is_valid():
     assert spec.method == "random" and len(spec.configs) == 8 and spec.seeds == (0, 1, 2)
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO_ROOT / "configs" / "sweeps").glob("*.toml")))
+def test_the_committed_sweeps_are_valid(name):
+    spec = read_spec(REPO_ROOT / "configs" / "sweeps" / name)
+    assert spec.configs and spec.seeds
+
+
 def test_spec_errors_are_usage_errors(tmp_path):
     with pytest.raises(UsageError, match="is missing"):
         read_spec(tmp_path / "none.toml")
@@ -249,3 +255,11 @@ def test_the_sweep_draws_its_pictures_and_page_and_logs_json_lines(tmp_path, cap
     assert not (tmp_path / "bare" / "pictures").exists() and (tmp_path / "bare" / "sweep.html").is_file()
     quiet = capsys.readouterr().out.splitlines()
     assert quiet[0].startswith("rank  config") and len(quiet) == 7
+
+
+def test_a_data_fault_is_one_line_before_any_folder_or_trial(tmp_path, capsys):
+    spec = write(tmp_path, BASE.replace(str(CSV), str(tmp_path / "missing.csv"), 1) + "[space]\nlr = [0.01]\n")
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing.csv" in err[-1], err
+    assert not (tmp_path / "out").exists()

@@ -126,6 +126,12 @@ def sweep_command(args) -> int:
         output.warn(f"fnn sweep: {len(spec.configs)} configuration(s) x {len(spec.seeds)} seed(s) = "
                     f"{len(everything)} trials ({spec.method}), {where}; nothing run")
         return 0
+    if not args.resume and out.exists():
+        raise UsageError(f"--out {out}: exists; a sweep folder is never overwritten (--resume {out} continues it)")
+    rows = tables.read_trials(out / "trials.csv", spec) if args.resume else {}
+    todo = [t for t in everything if rows.get(t[0], {}).get("status") not in tables.DONE]
+    if todo and not (args.scheduler or args.local_cluster):
+        _prepare_data(spec, todo, output)
     if not args.resume:
         try:
             out.mkdir(parents=True, exist_ok=False)
@@ -133,8 +139,6 @@ def sweep_command(args) -> int:
             raise UsageError(f"--out {out}: exists; a sweep folder is never overwritten "
                              f"(--resume {out} continues it)") from None
         shutil.copyfile(spec.path, out / "sweep.toml")
-    rows = tables.read_trials(out / "trials.csv", spec)
-    todo = [t for t in everything if rows.get(t[0], {}).get("status") not in tables.DONE]
     output.event("sweep", None, {"sweep_dir": str(out), "trials": len(everything), "to_run": len(todo),
                                  "method": spec.method, "executor": where})
     output.note(f"fnn sweep: {out}: {len(everything)} trials ({spec.method}), {len(todo)} to run, {where}")
@@ -178,6 +182,24 @@ def sweep_command(args) -> int:
                     f"{out / 'trials.csv'}. Continue with: {resume}")
         return 128 + signals.received
     return _finish(spec, out, rows, output, seconds=seconds, ran=len(todo), plots=not args.no_plots)
+
+
+def _prepare_data(spec: Spec, todo, output: Output) -> None:
+    """The local pool's workers share this machine's data folder: fetch and parse each dataset once, here, before
+    they start (not once per worker at the same moment); a data fault is then one line before any trial runs."""
+    from functional_nn.app import data as app_data
+    from functional_nn.app.train import absolute_paths
+    from pipelines.datasets import default_data_dir
+    seen = set()
+    for _, _, config, seed in todo:
+        settings = trial_settings(spec, config, seed)
+        if settings["data_dir"] is None:
+            settings["data_dir"] = str(default_data_dir())
+        settings = absolute_paths(settings)
+        key = tuple(settings[k] for k in ("dataset", "train", "test", "data_dir"))
+        if key not in seen:
+            seen.add(key)
+            app_data.load_train_test(settings, progress=output.note)
 
 
 def _schedule(spec, out, todo, rows, ex, signals, output, bar, save, *, threads, plots, total):
