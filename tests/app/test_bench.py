@@ -240,3 +240,35 @@ def test_measure_fnn_train_reports_time_memory_accuracy_and_epochs(tmp_path, mon
     assert result["returncode"] == 0 and result["data_cached"] is False, result
     assert result["epochs"] == 2 and len(result["epoch_seconds"]) == 2 and 0 <= result["test_accuracy"] <= 1
     assert result["peak_rss_mb"] > 10 and result["seconds"] > 0
+
+
+def test_time_to_accuracy_flag_is_checked_and_reported():
+    from functional_nn.app.bench.cli import parse_args
+    from functional_nn.app.bench.report import _time_to_lines
+    with pytest.raises(SystemExit) as e:
+        parse_args(["--time-to", "1.5"])
+    assert e.value.code == 2
+    assert parse_args(["--time-to", "0.98"]).time_to == 0.98
+    history = [{"epoch": 1, "train_seconds": 1.0, "test_accuracy": 0.97},
+               {"epoch": 2, "train_seconds": 2.5, "test_accuracy": 0.981}]
+    line, = _time_to_lines({"impl": "torch 9", "target": 0.98, "reached": True, "epochs": 2, "train_seconds": 2.5,
+                            "history": history}, {"seconds": 9.25})
+    assert "reached 0.9800 after epoch 2" in line and "2.5 s of training" in line and "9.2 s wall" in line
+    assert _time_to_lines({"skipped": "torch not installed"}, {}) == \
+        ["time to accuracy: skipped (torch not installed)"]
+
+
+def test_torch_trains_fnns_configuration_until_the_target(tmp_path):
+    pytest.importorskip("torch", reason="PyTorch is a peer for comparison, not a dependency")
+    from functional_nn.app.bench.time_to import torch_time_to
+    from functional_nn.app.settings import resolve
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (200, 784), dtype=np.uint8)
+    y = (x[:, 0] > 127).astype(np.int64)                           # a learnable rule: the first pixel
+    settings, _ = resolve({"hidden": [16], "epochs": 3, "batch_size": 20}, {})
+    never = torch_time_to(1.01, (x, y), (x[:50], y[:50]), settings, threads=1)
+    assert not never["reached"] and never["epochs"] == 3 and len(never["history"]) == 3
+    assert [h["epoch"] for h in never["history"]] == [1, 2, 3]
+    at_once = torch_time_to(0.0, (x, y), (x[:50], y[:50]), settings, threads=1)
+    assert at_once["reached"] and at_once["epochs"] == 1
+    assert at_once["train_seconds"] == pytest.approx(at_once["history"][0]["train_seconds"], abs=1e-3)

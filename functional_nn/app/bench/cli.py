@@ -14,6 +14,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from functional_nn.app.bench import data as bench_data
 from functional_nn.app.bench.configs import BATCH_SIZE, CONFIGS, SEED, SETTLE_SECONDS
 from functional_nn.app.bench.feed import batch_bounds
@@ -44,6 +46,9 @@ def parse_args(argv: Sequence[str] | None, prog: str = "bench") -> argparse.Name
     p.add_argument("--no-peers", action="store_true", help="skip torch and scikit-learn")
     p.add_argument("--no-train", action="store_true", help="skip the fnn train memory/time measurement")
     p.add_argument("--train-args", default="", help="extra arguments for the measured `fnn train`")
+    p.add_argument("--time-to", type=float, metavar="ACC",
+                   help="also time PyTorch CPU training fnn's default configuration until its test accuracy reaches"
+                        " ACC (e.g. 0.98), to print beside the wall time of the whole fnn train command")
     p.add_argument("--malloc", choices=("tuned", "default"), default="tuned",
                    help="tuned (default): fixed glibc thresholds that keep freed memory in the heap, for every"
                         " contender (reproducible: glibc's adaptive ones make the same epoch 1-4x slower depending"
@@ -51,6 +56,8 @@ def parse_args(argv: Sequence[str] | None, prog: str = "bench") -> argparse.Name
     args = p.parse_args(argv)
     if args.rounds < 1:
         p.error("--rounds must be at least 1")
+    if args.time_to is not None and not 0 < args.time_to < 1:
+        p.error(f"--time-to must be an accuracy between 0 and 1, got {args.time_to}")
     unknown = [c for c in args.configs.split(",") if c not in CONFIGS]
     if unknown:
         p.error(f"--configs: unknown {unknown}; choose from {sorted(CONFIGS)}")
@@ -67,6 +74,21 @@ def serve_round_trip(repeats: int) -> dict:
         return {"skipped": "Pillow not installed"}
     seconds = round_trip_seconds(default_network_run(), png, repeats=repeats)
     return summarize(seconds[max(1, repeats // 10):])
+
+
+def time_to_accuracy(args, csv: Path, *, threads: int) -> dict:
+    """PyTorch's training seconds to ``--time-to`` on fnn's default configuration (MNIST's own test set)."""
+    from functional_nn.app.bench.time_to import torch_time_to
+    from functional_nn.app.settings import resolve
+    data_dir = bench_data.dataset_dir(csv)
+    if data_dir is None:
+        return {"skipped": "needs the MNIST data folder (train and test CSVs)"}
+    from pipelines import datasets
+    mnist = datasets.load("mnist", data_dir=data_dir)
+    settings, _ = resolve({}, {})
+    result = torch_time_to(args.time_to, (np.asarray(mnist.train.x), np.asarray(mnist.train.y)),
+                           (np.asarray(mnist.test.x), np.asarray(mnist.test.y)), settings, threads=threads)
+    return result if result is not None else {"skipped": "torch not installed"}
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "bench") -> int:
@@ -114,6 +136,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "bench") -> int:
         data_dir = bench_data.dataset_dir(csv) or bench_data.data_dirs()[0]
         train = measure_fnn_train(args.train_args.split(), data_dir)
 
+    time_to = time_to_accuracy(args, csv, threads=blas["threads"]) if args.time_to is not None else None
     serve = serve_round_trip(repeats=20 if args.quick else 200)
     report = {
         "machine": machine,
@@ -123,6 +146,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "bench") -> int:
         "data": data,
         "train": train,
         "serve": serve,
+        "time_to": time_to,
         "notes": notes,
         "load_after": list(os.getloadavg()),
     }

@@ -78,6 +78,7 @@ def format_report(report: Mapping[str, Any]) -> str:
     lines.append("")
     lines += _train_lines(report["train"])
     lines += _serve_lines(report.get("serve", {"skipped": "not measured"}))
+    lines += _time_to_lines(report.get("time_to"), report["train"])
     lines += [f"note: {note}" for note in report["notes"]]
     return "\n".join(lines)
 
@@ -120,6 +121,19 @@ def _serve_lines(sv: Mapping[str, Any]) -> list[str]:
         return [f"fnn serve round trip: skipped ({sv['skipped']})"]
     return [f"fnn serve round trip (280x280 PNG -> 28x28 -> 784-256-128-10): median {1000 * sv['median']:.2f} ms,"
             f" min {1000 * sv['min']:.2f}, max {1000 * sv['max']:.2f} ({len(sv['samples'])} drawings)"]
+
+
+def _time_to_lines(tt: Mapping[str, Any] | None, tr: Mapping[str, Any]) -> list[str]:
+    if tt is None:
+        return []
+    if tt.get("skipped"):
+        return [f"time to accuracy: skipped ({tt['skipped']})"]
+    reached = (f"reached {tt['target']:.4f} after epoch {tt['epochs']}" if tt["reached"]
+               else f"did not reach {tt['target']:.4f} in {tt['epochs']} epochs")
+    last = tt["history"][-1]["test_accuracy"]
+    ours = (f"; the whole fnn train command above: {tr['seconds']:.1f} s wall" if not tr.get("skipped") else "")
+    return [f"{tt['impl']}, fnn's default configuration: {reached} (test accuracy {last:.4f}), "
+            f"{tt['train_seconds']:.1f} s of training (data loading and evaluation not counted){ours}"]
 
 
 def _train_lines(tr: Mapping[str, Any]) -> list[str]:
