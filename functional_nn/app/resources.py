@@ -78,7 +78,7 @@ def training_bytes(settings: Mapping, sizes: Sequence[int], *, rows: int, eval_b
     >>> from functional_nn.app.settings import DEFAULTS
     >>> params, acts = training_bytes(DEFAULTS, [784, 128, 64, 10], rows=54000, eval_batch=1000)
     >>> params, acts
-    (3062808, 13346496)
+    (3062808, 14860992)
     """
     itemsize = 8 if settings["dtype"] == "float64" else 4
     copies = 3 + SLOTS.get(settings["optimizer"], 2) + 1 + (1 if settings["validation_fraction"] > 0 else 0)

@@ -14,6 +14,7 @@ import pytest
 
 from functional_nn import checkpoint
 from functional_nn.app.cli import main
+from functional_nn.app.settings import PRESETS
 from functional_nn.app.evaluate import confusion_table
 from tests.synthetic import synthetic_digits
 
@@ -139,7 +140,7 @@ def test_config_precedence_defaults_preset_file_flags(capsys, tmp_path):
     assert settings["lr"] == 0.25              # flag beats file
     assert settings["epochs"] == 7             # file beats preset
     assert settings["batch_size"] == 64        # hyphenated key in the file
-    assert settings["dropout"] == 0.2          # from the preset
+    assert settings["dropout"] == PRESETS["best"]["dropout"]          # from the preset
     assert settings["hidden"] == [1024, 512]   # preset beats defaults
     assert settings["activation"] == "relu"    # default
     assert settings["preset"] == "best"

@@ -82,7 +82,7 @@ def test_every_argument_has_help_text():
 
 
 def test_the_warm_up_note_when_the_run_never_decays(tmp_path, capsys):
-    assert main(["train", *FAST, "--epochs", "1", "--out", str(tmp_path / "r")]) == 0
+    assert main(["train", *FAST, "--epochs", "1", "--warmup-epochs", "1", "--out", str(tmp_path / "r")]) == 0
     assert "the learning rate warms up for the whole run and never decays" in capsys.readouterr().err
     assert main(["train", *FAST, "--epochs", "1", "--warmup-epochs", "0", "--out", str(tmp_path / "s")]) == 0
     assert "never decays" not in capsys.readouterr().err

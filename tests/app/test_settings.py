@@ -97,7 +97,7 @@ def test_resolve_each_layer_beats_the_one_below_and_sources_say_which():
     assert (resolved["lr"], sources["lr"]) == (0.25, "--lr")                           # flag beats file
     assert (resolved["epochs"], sources["epochs"]) == (7, "cfg.toml: epochs")          # file beats preset
     assert (resolved["batch_size"], sources["batch_size"]) == (64, "cfg.toml: batch_size")
-    assert (resolved["dropout"], sources["dropout"]) == (0.2, "--preset best")         # preset beats defaults
+    assert (resolved["dropout"], sources["dropout"]) == (PRESETS["best"]["dropout"], "--preset best")         # preset beats defaults
     assert (resolved["hidden"], sources["hidden"]) == ([1024, 512], "--preset best")
     assert resolved["activation"] == DEFAULTS["activation"] and "activation" not in sources
     assert resolved["preset"] == "best"

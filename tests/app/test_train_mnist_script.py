@@ -45,7 +45,8 @@ def test_script_matches_fnn_train_with_the_same_settings(files, tmp_path, capsys
     result = script_main(["--train", str(train), "--test", str(test), *settings])
     run = tmp_path / "run"
     assert fnn_main(["train", "--train", str(train), "--test", str(test), "--out", str(run), "--no-plots",
-                     "--data-dir", str(tmp_path / "cache"), "--quiet", "--early-stopping", *settings]) == 0
+                     "--data-dir", str(tmp_path / "cache"), "--quiet", "--early-stopping", "--warmup-epochs", "1",
+                     *settings]) == 0                              # the script warms up for one epoch
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["stopped_early"]                                # the high lr makes early stopping end both
     assert metrics["test_accuracy"] == result.accuracy            # same split, batches and steps: identical
