@@ -16,6 +16,28 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C's KeyboardInterrupt; the command exits 143."""
 
 
+class SignalHandlers:
+    """While entered, SIGINT and SIGTERM call ``self._handle(signum, frame)`` (a subclass defines it); the previous
+    handlers come back on exit. Only in the main thread: elsewhere (a Dask worker's thread running a sweep's
+    trial) Python allows no handlers, and nothing is installed."""
+
+    def __enter__(self):
+        import threading
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+    def _handle(self, signum, frame):
+        raise NotImplementedError
+
+
 def _on_sigterm(signum, frame):
     raise Terminated()
 

@@ -20,7 +20,6 @@ import platform
 import shlex
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -37,7 +36,7 @@ from functional_nn.app import runs as _runs
 from functional_nn.app.evaluate import evaluation_metrics, predict_proba_batches
 from functional_nn.app.optimizer import make_optimizer, make_schedule
 from functional_nn.app.output import Output, epoch_line, resume_command
-from functional_nn.app.entry import Terminated
+from functional_nn.app.entry import SignalHandlers, Terminated
 from functional_nn.app.lock import run_lock
 from functional_nn.app.resources import check_training_memory
 from functional_nn.app.settings import (DEFAULTS, PATH_SETTINGS, RESUMABLE, UsageError, check, flag_name, read_toml,
@@ -90,24 +89,12 @@ def dropout_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch, index, 1])
 
 
-class _Signals:
+class _Signals(SignalHandlers):
     """SIGINT / SIGTERM: the first asks the loop to stop after the current batch; a second one aborts."""
 
     def __init__(self, out: Output):
         self.received: int | None = None
         self.out = out
-        self.previous = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():   # elsewhere (a Dask worker's thread running
-            for sig in (signal.SIGINT, signal.SIGTERM):              # a sweep's trial) Python allows no handlers
-                self.previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-        return False
 
     def _handle(self, signum, frame):
         if self.received is not None:

@@ -27,6 +27,20 @@ def init_weights(sizes: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
     ]
 
 
+def torch_mlp(torch, weights: Sequence[tuple[np.ndarray, np.ndarray]]):
+    """A ``torch.nn.Sequential`` of Linear layers holding ``weights`` (fnn's (in, out) layout), ReLU between them."""
+    layers = []
+    for i, (w, b) in enumerate(weights):
+        lin = torch.nn.Linear(w.shape[0], w.shape[1])
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(w.T.copy()))
+            lin.bias.copy_(torch.from_numpy(b))
+        layers.append(lin)
+        if i < len(weights) - 1:
+            layers.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*layers)
+
+
 def make_torch(config: Mapping, x_u8: np.ndarray, y: np.ndarray, batch_size: int, threads: int) -> Peer | None:
     """PyTorch CPU, same network, weights, batch order and per-batch gather + scale; None when torch is absent."""
     try:
@@ -39,16 +53,7 @@ def make_torch(config: Mapping, x_u8: np.ndarray, y: np.ndarray, batch_size: int
     weights = init_weights(sizes)
 
     def fresh():
-        layers = []
-        for i, (w, b) in enumerate(weights):
-            lin = torch.nn.Linear(w.shape[0], w.shape[1])
-            with torch.no_grad():
-                lin.weight.copy_(torch.from_numpy(w.T.copy()))
-                lin.bias.copy_(torch.from_numpy(b))
-            layers.append(lin)
-            if i < len(weights) - 1:
-                layers.append(torch.nn.ReLU())
-        model = torch.nn.Sequential(*layers)
+        model = torch_mlp(torch, weights)
         opt_cls = torch.optim.SGD if config["optimizer"] == "sgd" else torch.optim.Adam
         return model, opt_cls(model.parameters(), lr=config["lr"])
 

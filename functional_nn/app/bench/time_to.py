@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from functional_nn.app.bench.peers import init_weights
+from functional_nn.app.bench.peers import init_weights, torch_mlp
 from functional_nn.app.optimizer import make_schedule
 
 
@@ -37,16 +37,7 @@ def torch_time_to(target: float, train: tuple[np.ndarray, np.ndarray], test: tup
     xs_test = torch.from_numpy(test[0]).float().div_(255.0)
     ys_test = torch.from_numpy(test[1].astype(np.int64))
     sizes = (x.shape[1], *settings["hidden"], 10)
-    layers = []
-    for i, (w, b) in enumerate(init_weights(sizes)):
-        lin = torch.nn.Linear(w.shape[0], w.shape[1])
-        with torch.no_grad():
-            lin.weight.copy_(torch.from_numpy(w.T.copy()))
-            lin.bias.copy_(torch.from_numpy(b))
-        layers.append(lin)
-        if i < len(sizes) - 2:
-            layers.append(torch.nn.ReLU())
-    model = torch.nn.Sequential(*layers)
+    model = torch_mlp(torch, init_weights(sizes))
     opt = torch.optim.Adam(model.parameters(), lr=settings["lr"], betas=(settings["beta1"], settings["beta2"]))
     bs, epochs = settings["batch_size"], settings["epochs"]
     steps_per_epoch = -(-len(y) // bs)

@@ -176,16 +176,22 @@ def figsize(pixels: tuple[int, int]) -> tuple[float, float]:
     return tuple((p + 0.01) / DPI for p in pixels)
 
 
-def _figure(name: str):
+def new_figure(pixels: tuple[int, int]):
+    """A matplotlib Figure of ``pixels`` (width, height) on its own Agg canvas (no pyplot, no global state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=figsize(SIZES[name]), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=figsize(pixels), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
 
-def _png_bytes(fig) -> bytes:
+def _figure(name: str):
+    return new_figure(SIZES[name])
+
+
+def png_bytes(fig) -> bytes:
+    """The figure as PNG bytes at DPI."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     return buf.getvalue()
@@ -247,7 +253,7 @@ def draw_curves(run: Run, best: int | None) -> bytes:
     curve_axes(fig, run.history, best, run.metrics["test_accuracy"])
     n = len(run.history.epoch)
     fig.suptitle(f"Learning curves: {run.name} ({n} epoch{'s' if n != 1 else ''})")
-    return _png_bytes(fig)
+    return png_bytes(fig)
 
 
 def draw_confusion(run: Run, names: list[str]) -> bytes:
@@ -278,7 +284,7 @@ def draw_confusion(run: Run, names: list[str]) -> bytes:
     total = int(confusion.sum())
     ax.set_title(f"Test confusion matrix: {run.name}\n"
                  f"{total} test images, accuracy {100 * run.metrics['test_accuracy']:.2f}% (cell text = count)")
-    return _png_bytes(fig)
+    return png_bytes(fig)
 
 
 def accuracy_axis_floor(percent: np.ndarray) -> float:
@@ -331,7 +337,7 @@ def draw_per_class(run: Run, names: list[str]) -> bytes:
     # above the axes: the bars fill them
     ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), frameon=False, borderaxespad=0.1)
     ax.grid(True, axis="y", alpha=0.3)
-    return _png_bytes(fig)
+    return png_bytes(fig)
 
 
 def _image_grid(fig, count: int, ncols: int = 5):
@@ -366,7 +372,7 @@ def draw_predictions(run: Run, images: np.ndarray, y_test: np.ndarray, probs: np
     n_right = int((predicted[:count] == y_test[:count]).sum())
     fig.suptitle(f"Predictions on the first {count} test images: {run.name}\n"
                  f"predicted class (confidence); green = right ({n_right}), red = wrong ({count - n_right})")
-    return _png_bytes(fig)
+    return png_bytes(fig)
 
 
 def draw_mistakes(run: Run, chosen: np.ndarray, images: np.ndarray, y_test: np.ndarray, probs: np.ndarray,
@@ -380,7 +386,7 @@ def draw_mistakes(run: Run, chosen: np.ndarray, images: np.ndarray, y_test: np.n
         ax.text(0.5, 0.5, f"No mistakes: all {len(y_test)} test images were classified correctly.",
                 ha="center", va="center", fontsize=13)
         fig.suptitle(f"Most confident mistakes: {run.name}")
-        return _png_bytes(fig)
+        return png_bytes(fig)
     axes = _image_grid(fig, GRID)
     predicted = probs.argmax(axis=1)
     for slot, ax in enumerate(axes):
@@ -396,7 +402,7 @@ def draw_mistakes(run: Run, chosen: np.ndarray, images: np.ndarray, y_test: np.n
             spine.set_edgecolor(_WRONG_COLOR)
             spine.set_linewidth(2)
     fig.suptitle(f"Most confident mistakes: {run.name}\n{mistakes_subtitle(len(chosen), n_wrong, len(y_test))}")
-    return _png_bytes(fig)
+    return png_bytes(fig)
 
 
 def mistakes_subtitle(n_shown: int, n_wrong: int, n_test: int) -> str:
@@ -445,7 +451,7 @@ def draw_filters(run: Run, first_layer_w: np.ndarray, image_shape: tuple[int, in
     first = f"units 1-{count} of {n_units}" if count < n_units else f"all {n_units} units"
     fig.suptitle(f"First-layer weights as {image_shape[0]}x{image_shape[1]} images: {run.name}\n"
                  f"{first}, left to right, top to bottom; each image = the input pattern one unit responds to")
-    return _png_bytes(fig)
+    return png_bytes(fig)
 
 
 def _colormap(name: str):

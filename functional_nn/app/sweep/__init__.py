@@ -22,10 +22,10 @@ import os
 import shutil
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
+from functional_nn.app.entry import SignalHandlers
 from functional_nn.app.output import Output
 from functional_nn.app.runs import atomic_write_text
 from functional_nn.app.settings import UsageError
@@ -39,25 +39,13 @@ POLL_SECONDS = 0.25
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-class _Signals:
+class _Signals(SignalHandlers):
     """SIGINT / SIGTERM while the sweep runs: the first stops scheduling (the loop cancels what runs), a second
     one cancels harder (the local workers are killed)."""
 
     def __init__(self):
         self.received: int | None = None
         self.count = 0
-        self.previous = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-        return False
 
     def _handle(self, signum, frame):
         self.received = self.received or signum

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from functional_nn.app.report.figures import DPI, PLOT_EXTRA_HINT, figsize, have_plotting, rc_params
+from functional_nn.app.report.figures import PLOT_EXTRA_HINT, have_plotting, new_figure, png_bytes, rc_params
 from functional_nn.app.report.page import CSS, html_table
 from functional_nn.app.runs import atomic_write_bytes, atomic_write_text
 from functional_nn.app.sweep import tables
@@ -30,20 +29,6 @@ _POINT, _MEAN, _STOPPED = "tab:blue", "black", "#8c959f"
 
 def _numeric(values: Sequence) -> bool:
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-
-
-def _figure(pixels: tuple[int, int]):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=figsize(pixels), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
-    return buf.getvalue()
 
 
 def metric_size(spec: Spec) -> tuple[int, int]:
@@ -59,7 +44,7 @@ def draw_metric(spec: Spec, rows: Mapping[str, Mapping], summary: Sequence[Mappi
     cols = min(3, len(names))
     means = {r["config"]: (r[f"{spec.metric}_mean"], r[f"{spec.metric}_std"]) for r in summary}
     with matplotlib.rc_context(rc_params()):
-        fig = _figure(metric_size(spec))
+        fig = new_figure(metric_size(spec))
         fig.suptitle(f"{spec.metric} against each swept setting ({spec.method}, seeds {list(spec.seeds)})")
         for i, name in enumerate(names):
             ax = fig.add_subplot(math.ceil(len(names) / cols), cols, i + 1)
@@ -93,7 +78,7 @@ def draw_metric(spec: Spec, rows: Mapping[str, Mapping], summary: Sequence[Mappi
                     ax.errorbar(position[c], mean, yerr=std, fmt="_", color=_MEAN, markersize=12, capsize=3)
             ax.set_xlabel(name)
             ax.set_ylabel(spec.metric)
-        return _png(fig)
+        return png_bytes(fig)
 
 
 def _label(value) -> str:
@@ -114,7 +99,7 @@ def draw_ranking(spec: Spec, summary: Sequence[Mapping]) -> bytes:
     import matplotlib
     ranked = [r for r in summary if not math.isnan(r[f"{spec.metric}_mean"])][:MAX_RANKED]
     with matplotlib.rc_context(rc_params()):
-        fig = _figure(ranking_size(summary))
+        fig = new_figure(ranking_size(summary))
         ax = fig.add_subplot()
         ys = list(range(len(ranked)))[::-1]
         means = [r[f"{spec.metric}_mean"] for r in ranked]
@@ -128,7 +113,7 @@ def draw_ranking(spec: Spec, summary: Sequence[Mapping]) -> bytes:
             ax.set_xlim(lo - pad, hi + pad)
         ax.set_xlabel(f"{spec.metric}: mean over seeds (error bar: standard deviation)")
         ax.set_title(f"Ranking by {spec.metric} ({'higher' if spec.mode == 'max' else 'lower'} is better)")
-        return _png(fig)
+        return png_bytes(fig)
 
 
 def _cell(value) -> str:
