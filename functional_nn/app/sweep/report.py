@@ -81,6 +81,15 @@ def draw_metric(spec: Spec, rows: Mapping[str, Mapping], summary: Sequence[Mappi
         return png_bytes(fig)
 
 
+def _compact(config: Mapping) -> str:
+    """A configuration for a picture's label: floats to 3 significant digits.
+
+    >>> _compact({"lr": 0.004880302370595, "hidden": [256, 128], "optimizer": "adam"})
+    'lr=0.00488, hidden=[256, 128], optimizer=adam'
+    """
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={_label(v)}" for k, v in config.items())
+
+
 def _label(value) -> str:
     return value if isinstance(value, str) else repr(value)
 
@@ -105,13 +114,13 @@ def draw_ranking(spec: Spec, summary: Sequence[Mapping]) -> bytes:
         means = [r[f"{spec.metric}_mean"] for r in ranked]
         stds = [r[f"{spec.metric}_std"] for r in ranked]
         ax.barh(ys, means, xerr=stds, color=_POINT, alpha=0.8, capsize=3)
-        ax.set_yticks(ys, [_short(f"#{r['config']}: {describe(spec.configs[r['config']])}", 70) for r in ranked])
+        ax.set_yticks(ys, [_short(f"#{r['config']}: {_compact(spec.configs[r['config']])}", 80) for r in ranked])
         if means:
             lo = min(m - s for m, s in zip(means, stds))
             hi = max(m + s for m, s in zip(means, stds))
             pad = max(hi - lo, 1e-4) * 0.15
             ax.set_xlim(lo - pad, hi + pad)
-        ax.set_xlabel(f"{spec.metric}: mean over seeds (error bar: standard deviation)")
+        ax.set_xlabel(f"{spec.metric}: mean over seeds, error bar ±1 standard deviation")
         ax.set_title(f"Ranking by {spec.metric} ({'higher' if spec.mode == 'max' else 'lower'} is better)")
         return png_bytes(fig)
 
