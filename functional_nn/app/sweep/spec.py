@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import itertools
 import math
-import tomllib
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
 import numpy as np
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 from functional_nn.app import schema
 from functional_nn.app.settings import MAX_SEED, UsageError, _KINDS, check, coerce_settings, resolve
