@@ -13,6 +13,7 @@ Both offer ``submit(fn, *args) -> handle``, ``wait(handles, timeout) -> done``, 
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures as cf
 import contextlib
 import multiprocessing
@@ -101,7 +102,7 @@ class DaskClient:
         else:
             try:
                 self.client = distributed.Client(scheduler, timeout="30s")
-            except (OSError, TimeoutError) as e:
+            except (OSError, TimeoutError, asyncio.TimeoutError) as e:     # the two differ before Python 3.11
                 raise UsageError(f"--scheduler {scheduler}: cannot connect ({e})") from None
         self.capacity = 1 << 30                          # the scheduler balances: everything is submitted at once
 
@@ -111,7 +112,7 @@ class DaskClient:
     def wait(self, handles, timeout: float):
         try:
             return self._distributed.wait(list(handles), timeout=timeout, return_when="FIRST_COMPLETED").done
-        except TimeoutError:
+        except (TimeoutError, asyncio.TimeoutError):      # distributed raises asyncio's, not the builtin, on 3.10
             return set()
 
     def outcome(self, handle):
