@@ -2,7 +2,7 @@
 
 - ``LocalPool``: a spawned process pool (``--workers N``), each worker's BLAS limited to ``--threads-per-worker``
   threads while a trial runs; workers ignore SIGINT while idle. A worker that dies breaks Python's pool: the trials
-  then in flight are handed back as ``Lost`` and a fresh pool takes the rest.
+  then in flight are handed back as ``Lost``, its surviving workers are killed, and a fresh pool takes the rest.
 - ``DaskClient``: a ``distributed.Client`` on ``--scheduler ADDRESS`` or on a ``LocalCluster`` of
   ``--local-cluster N`` worker processes. Dask reschedules the trials of a lost worker itself; a trial that kills
   its workers too often comes back as ``KilledWorker``.
@@ -51,6 +51,7 @@ class LocalPool:
         try:
             return self._pool.submit(fn, *args)
         except cf.process.BrokenProcessPool:            # a worker died since the last submission: a fresh pool
+            self._abandon()
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = self._start()
             return self._pool.submit(fn, *args)
@@ -59,17 +60,25 @@ class LocalPool:
     def wait(handles, timeout: float):
         return cf.wait(handles, timeout=timeout, return_when=cf.FIRST_COMPLETED).done
 
-    @staticmethod
-    def outcome(handle):
+    def outcome(self, handle):
         try:
             return handle.result()
         except cf.process.BrokenProcessPool as e:
+            self._abandon()
             return Lost(f"the worker process was lost ({e})")
         except Exception as e:                          # noqa: BLE001 - a pickling or scheduling fault
             return Lost(f"{type(e).__name__}: {e}")
 
     def pids(self) -> list[int]:
         return list(getattr(self._pool, "_processes", None) or {})
+
+    def _abandon(self) -> None:
+        """Kill the workers of a broken pool. Their trials were all handed back as lost, and the pool's own
+        clean-up joins them (on Python 3.13 while holding the lock that ``submit`` takes): a survivor still in
+        its trial would hold the sweep up until that trial ended, or for ever."""
+        for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                process.kill()
 
     def interrupt(self, signum: int, handles) -> None:
         """Pass the signal on to the workers: a running trial stops after its batch (status cancelled)."""
@@ -78,6 +87,8 @@ class LocalPool:
                 os.kill(pid, signum)
 
     def close(self) -> None:
+        if getattr(self._pool, "_broken", False):
+            self._abandon()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
