@@ -105,6 +105,19 @@ def test_a_tiny_sweep_through_the_local_pool_then_resume_gives_the_same_table(tm
     assert main(["sweep", str(spec), "--out", str(out)]) == 2                 # never overwritten
 
 
+@pytest.mark.parametrize("metric, columns", [("val_accuracy", ["val_accuracy", "test_accuracy"]),
+                                             ("test_accuracy", ["test_accuracy"])])
+def test_the_printed_ranking_shows_the_metric_and_the_test_accuracy_once_each(tmp_path, capsys, metric, columns):
+    spec = write(tmp_path, BASE + f'[sweep]\nmetric = "{metric}"\n[space]\nlr = [0.001, 0.01]\n')
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "out"), "--workers", "1", "--no-plots"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.startswith("rank"))
+    assert header == "rank  config  " + "  ".join(f"{c} mean (std)" for c in columns) + "  seeds  settings"
+    summary = rows(tmp_path / "out" / "summary.csv")
+    first = lines[lines.index(header) + 1].split()
+    assert first[2:2 + 2 * len(columns):2] == [f"{float(summary[0][f'{c}_mean']):.4f}" for c in columns]
+
+
 def test_dry_run_lists_the_trials(tmp_path, capsys):
     spec = write(tmp_path, BASE + "[sweep]\nseeds = [3, 4]\n[space]\nlr = [0.1, 0.2]\nhidden = [[4], [8, 4]]\n")
     assert main(["sweep", str(spec), "--dry-run"]) == 0

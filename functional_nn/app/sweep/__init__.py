@@ -257,11 +257,11 @@ def _finish(spec: Spec, out: Path, rows: dict, output: Output, *, seconds: float
         (out / "best.toml").unlink(missing_ok=True)
     from functional_nn.app.sweep import report
     report.write(spec, out, rows, summary, seconds=seconds, ran=ran, plots=plots, output=output)
-    metric = spec.metric
-    lines = [f"rank  config  {metric} mean (std)  test_accuracy mean (std)  seeds  settings"]
-    lines += [f"{r['rank']:>4}  {r['config']:>6}  {r[f'{metric}_mean']:.4f} ({r[f'{metric}_std']:.4f})"
-              f"  {r['test_accuracy_mean']:.4f} ({r['test_accuracy_std']:.4f})  {r['seeds']:>5}  "
-              f"{describe(spec.configs[r['config']])}" for r in summary]
+    shown = list(dict.fromkeys((spec.metric, "test_accuracy")))      # the metric once when it is test_accuracy
+    lines = ["rank  config  " + "  ".join(f"{m} mean (std)" for m in shown) + "  seeds  settings"]
+    lines += [f"{r['rank']:>4}  {r['config']:>6}  "
+              + "  ".join(f"{r[f'{m}_mean']:.4f} ({r[f'{m}_std']:.4f})" for m in shown)
+              + f"  {r['seeds']:>5}  {describe(spec.configs[r['config']])}" for r in summary]
     plain = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in summary]
     output.event("ranking", "\n".join(lines), {"ranking": plain}, always=True)
     not_ok = sum(1 for r in rows.values() if r["status"] not in ("ok", "stopped"))
