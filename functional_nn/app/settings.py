@@ -121,6 +121,22 @@ def flag_name(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
+def load_toml(path: str | Path, what: str) -> dict:
+    """Parse a TOML file read as untrusted input (a regular UTF-8 file of at most ``schema.MAX_TEXT_BYTES``);
+    ``UsageError`` starting with ``what`` (the flag or file) when it cannot be read or is not valid TOML, nesting
+    too deep for the parser included."""
+    try:
+        text = read_text_file(path, what)
+    except RunFileError as e:
+        raise UsageError(str(e)) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"{what}: not valid TOML: {e}") from None
+    except RecursionError:
+        raise UsageError(f"{what}: not valid TOML: nested too deeply") from None
+
+
 def read_toml(path: str | Path) -> dict:
     """Read a TOML settings file into a dict of setting keys (hyphens become underscores).
 
@@ -130,17 +146,7 @@ def read_toml(path: str | Path) -> dict:
     file, an unknown key or a value of the wrong type.
     """
     path = Path(path)
-    try:
-        text = read_text_file(path, f"--config {path}")
-    except RunFileError as e:
-        raise UsageError(str(e)) from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise UsageError(f"--config {path}: not valid TOML: {e}") from None
-    except RecursionError:
-        raise UsageError(f"--config {path}: not valid TOML: nested too deeply") from None
-    table = dict(raw)
+    table = dict(load_toml(path, f"--config {path}"))
     if isinstance(table.get("train"), dict):
         nested = table.pop("train")
         both = [k for k in nested if k in table]

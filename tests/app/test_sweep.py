@@ -46,6 +46,8 @@ def write(tmp_path, text: str, name="s.toml") -> Path:
     (BASE + "[space]\nseed = [1, 2]\n", "seeds are set in [sweep] seeds"),
     (BASE + "[other]\nx = 1\n[space]\nlr = [0.1]\n", "unknown table [other]"),
     (BASE.replace("epochs = 1", "epochs = \"one\"") + "[space]\nlr = [0.1]\n", "[train]: epochs: expected an integer"),
+    (BASE + "[space]\nlr = " + "[" * 5000 + "]" * 5000 + "\n", "not valid TOML: nested too deeply"),
+    (BASE + "[space\nlr = [0.1]\n", "not valid TOML"),
 ])
 def test_a_bad_sweep_file_exits_2_with_one_line_naming_the_key(tmp_path, capsys, text, message):
     path = write(tmp_path, text)

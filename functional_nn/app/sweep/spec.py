@@ -12,20 +12,13 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
 import numpy as np
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
-from functional_nn.app import schema
-from functional_nn.app.settings import MAX_SEED, UsageError, _KINDS, check, coerce_settings, resolve
+from functional_nn.app.settings import MAX_SEED, UsageError, _KINDS, check, coerce_settings, load_toml, resolve
 
 METRICS = {"val_accuracy": "max", "val_loss": "min", "test_accuracy": "max", "test_loss": "min"}
 SWEEP_KEYS = ("method", "trials", "seeds", "metric", "mode", "sample_seed", "min_epochs", "eta")
@@ -90,14 +83,7 @@ def _range(key: str, value: Mapping, where: str):
 def read_spec(path: str | Path) -> Spec:
     """Read and validate a sweep file; UsageError (one line naming the file and the key) for any fault."""
     what = f"{path}"
-    try:
-        text = schema.read_text_file(path, what)
-    except schema.RunFileError as e:
-        raise UsageError(str(e)) from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise UsageError(f"{what}: not valid TOML: {e}") from None
+    raw = load_toml(path, what)
     unknown = sorted(set(raw) - {"train", "sweep", "space"})
     if unknown:
         raise UsageError(f"{what}: unknown table [{unknown[0]}] (a sweep file has [train], [sweep] and [space])")
