@@ -16,12 +16,10 @@ or cancelled ones again) and ends with the table of an uninterrupted sweep; a sw
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -32,7 +30,8 @@ from functional_nn.app.settings import UsageError
 from functional_nn.app.sweep import tables
 from functional_nn.app.sweep.execute import CLUSTER_HINT, LocalPool, Lost, executor
 from functional_nn.app.sweep.spec import Spec, describe, read_spec, trial_settings
-from functional_nn.app.sweep.trial import rungs_for, run_trial
+from functional_nn.app.sweep.trial import run_trial, rungs_for, with_own_data_dir
+from functional_nn.app.train import absolute_paths
 
 ATTEMPTS = 2                        # a trial whose local worker died is tried this many times in all
 POLL_SECONDS = 0.25
@@ -176,14 +175,9 @@ def _prepare_data(spec: Spec, todo, output: Output) -> None:
     """The local pool's workers share this machine's data folder: fetch and parse each dataset once, here, before
     they start (not once per worker at the same moment); a data fault is then one line before any trial runs."""
     from functional_nn.app import data as app_data
-    from functional_nn.app.train import absolute_paths
-    from pipelines.datasets import default_data_dir
     seen = set()
     for _, _, config, seed in todo:
-        settings = trial_settings(spec, config, seed)
-        if settings["data_dir"] is None:
-            settings["data_dir"] = str(default_data_dir())
-        settings = absolute_paths(settings)
+        settings = with_own_data_dir(trial_settings(spec, config, seed))
         key = tuple(settings[k] for k in ("dataset", "train", "test", "data_dir"))
         if key not in seen:
             seen.add(key)
@@ -199,10 +193,7 @@ def _schedule(spec, out, todo, rows, ex, signals, output, bar, save, *, threads,
 
     def submit(trial):
         name, c, config, seed = trial
-        settings = trial_settings(spec, config, seed)
-        for key in ("train", "test", "data_dir"):         # paths named in the spec: absolute, as fnn train makes them
-            if settings[key] is not None:
-                settings[key] = os.path.abspath(settings[key])
+        settings = absolute_paths(trial_settings(spec, config, seed))    # a worker's data_dir stays its own
         attempts[name] = attempts.get(name, 0) + 1
         handle = ex.submit(run_trial, settings, str((out / "trials" / name).resolve()), threads,
                            rungs_for(out.resolve(), name, spec, settings["epochs"]), plots)

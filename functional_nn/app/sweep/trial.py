@@ -122,14 +122,11 @@ def run_trial(settings: dict, out_dir: str, threads: int | None = None, rungs: R
     """
     from functional_nn.app.malloc import tune_malloc
     from functional_nn.app.output import Output
-    from functional_nn.app.train import absolute_paths, train_command
-    from pipelines.datasets import default_data_dir
+    from functional_nn.app.train import train_command
     tune_malloc()                                # as fnn itself does: a step then costs no page faults
     t0 = time.perf_counter()
     record = {"status": "failed", "error": ""}
-    if settings["data_dir"] is None:             # this worker's own data folder and parse cache
-        settings = {**settings, "data_dir": str(default_data_dir())}
-    settings = absolute_paths(settings)
+    settings = with_own_data_dir(settings)
     try:
         quiet = Output(log="text", quiet=True, stdout=io.StringIO(), stderr=io.StringIO())
         with _limited_threads(threads):
@@ -147,6 +144,16 @@ def run_trial(settings: dict, out_dir: str, threads: int | None = None, rungs: R
     record["seconds"] = round(time.perf_counter() - t0, 3)
     record.update(_results(Path(out_dir)))
     return record
+
+
+def with_own_data_dir(settings: Mapping) -> dict:
+    """The settings as this process runs them: no data folder given means this machine's own (its data and parse
+    cache), and paths are absolute."""
+    from functional_nn.app.train import absolute_paths
+    from pipelines.datasets import default_data_dir
+    if settings["data_dir"] is None:
+        settings = {**settings, "data_dir": str(default_data_dir())}
+    return absolute_paths(settings)
 
 
 def _results(run: Path) -> dict:
@@ -178,4 +185,5 @@ def rungs_for(out: Path, trial: str, spec, epochs: int) -> Rungs | None:
                  mode=spec.mode)
 
 
-__all__ = ["RUNG_FILE", "Rungs", "TrialStopped", "promotable", "read_rung", "rungs_for", "run_trial"]
+__all__ = ["RUNG_FILE", "Rungs", "TrialStopped", "promotable", "read_rung", "rungs_for", "run_trial",
+           "with_own_data_dir"]
