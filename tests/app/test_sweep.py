@@ -272,6 +272,20 @@ def test_the_sweep_draws_its_pictures_and_page_and_logs_json_lines(tmp_path, cap
     assert quiet[0].startswith("rank  config") and len(quiet) == 7
 
 
+def test_a_trial_whose_worker_was_lost_leaves_the_page_totals_numbers(tmp_path):
+    from functional_nn.app.sweep import tables
+    from functional_nn.app.sweep.report import render_html
+    spec = read_spec(write(tmp_path, BASE + "[sweep]\nseeds = [0, 1]\n[space]\nlr = [0.01]\n"))
+    (name0, c, config, _), (name1, *_) = tables.trials(spec)
+    rows = {name0: tables.trial_row(spec, name0, c, config, 0, {"status": "ok", "seconds": 1.25,
+                                                                   "val_accuracy": 0.5, "test_accuracy": 0.5}),
+            name1: tables.trial_row(spec, name1, c, config, 1, {"status": "failed", "error": "worker lost"})}
+    summary = tables.summarize(spec, rows)
+    assert tables.total_seconds(rows.values()) == 1.25 and summary[0]["seconds"] == 1.25
+    page = render_html(spec, tmp_path, rows, summary, {}, seconds=2.0, ran=2, note=None)
+    assert "<td>training time of all trials</td><td>1.2 s</td>" in page and "nan" not in page.lower()
+
+
 def test_a_data_fault_is_one_line_before_any_folder_or_trial(tmp_path, capsys):
     spec = write(tmp_path, BASE.replace(str(CSV), str(tmp_path / "missing.csv"), 1) + "[space]\nlr = [0.01]\n")
     assert main(["sweep", str(spec), "--out", str(tmp_path / "out")]) == 2

@@ -144,7 +144,7 @@ def render_html(spec: Spec, out: Path, rows: Mapping[str, Mapping], summary: Seq
                ("trials: ok / stopped / diverged / failed / cancelled",
                 " / ".join(str(statuses.count(s)) for s in ("ok", "stopped", "diverged", "failed", "cancelled"))),
                ("trials run by the last command", f"{ran} in {seconds:.1f} s"),
-               ("training time of all trials", f"{sum(tables.number(r.get('seconds')) or 0 for r in rows.values()):.1f} s")]
+               ("training time of all trials", f"{tables.total_seconds(rows.values()):.1f} s")]
     if best is not None:
         results += [(f"best {spec.metric} (mean, std over seeds)",
                      f"{best[f'{spec.metric}_mean']:.4f} ({best[f'{spec.metric}_std']:.4f})"),

@@ -79,6 +79,11 @@ def number(value) -> float:
         return math.nan
 
 
+def total_seconds(rows) -> float:
+    """The seconds of the given rows together (a trial whose worker was lost has none)."""
+    return sum(v for v in (number(r.get("seconds")) for r in rows) if not math.isnan(v))
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     if not values:
         return math.nan, math.nan
@@ -99,14 +104,13 @@ def summarize(spec: Spec, rows: Mapping[str, Mapping]) -> list[dict]:
         tests = [v for v in (number(r.get("test_accuracy")) for r in ok) if not math.isnan(v)]
         mean, std = _mean_std(values)
         test_mean, test_std = _mean_std(tests)
-        seconds = [number(r.get("seconds")) for r in runs]
         out.append({"rank": 0, "config": c, **{k: json.dumps(v) for k, v in config.items()}, "seeds": len(values),
                     f"{spec.metric}_mean": mean, f"{spec.metric}_std": std,
                     "test_accuracy_mean": test_mean, "test_accuracy_std": test_std,
                     "test_accuracy_min": min(tests) if tests else math.nan,
                     "stopped": sum(r.get("status") == "stopped" for r in runs),
                     "not_ok": sum(r.get("status") in ("failed", "diverged", "cancelled") for r in runs),
-                    "seconds": round(sum(s for s in seconds if not math.isnan(s)), 3)})
+                    "seconds": round(total_seconds(runs), 3)})
 
     def key(r):
         m = r[f"{spec.metric}_mean"]
@@ -132,5 +136,5 @@ def best_toml(spec: Spec, best: Mapping, sweep_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["DONE", "RESULT_FIELDS", "STATUSES", "best_toml", "number", "read_trials", "summarize", "trial_fields",
-           "trial_row", "trials", "write_table"]
+__all__ = ["DONE", "RESULT_FIELDS", "STATUSES", "best_toml", "number", "read_trials", "summarize", "total_seconds",
+           "trial_fields", "trial_row", "trials", "write_table"]
