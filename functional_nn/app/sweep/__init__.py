@@ -65,6 +65,10 @@ def _open_sweep(args) -> tuple[Spec, Path]:
     return spec, Path(args.out) if args.out else Path("sweeps") / time.strftime("%Y%m%d-%H%M%S")
 
 
+def _exists(out: Path) -> UsageError:
+    return UsageError(f"--out {out}: exists; a sweep folder is never overwritten (--resume {out} continues it)")
+
+
 def _check_flags(args) -> int:
     if args.local_cluster is not None and args.local_cluster < 1:
         raise UsageError(f"--local-cluster must be at least 1, got {args.local_cluster}")
@@ -114,7 +118,7 @@ def sweep_command(args) -> int:
                     f"{len(everything)} trials ({spec.method}), {where}; nothing run")
         return 0
     if not args.resume and out.exists():
-        raise UsageError(f"--out {out}: exists; a sweep folder is never overwritten (--resume {out} continues it)")
+        raise _exists(out)
     rows = tables.read_trials(out / "trials.csv", spec) if args.resume else {}
     todo = [t for t in everything if rows.get(t[0], {}).get("status") not in tables.DONE]
     if todo and not (args.scheduler or args.local_cluster):
@@ -123,8 +127,7 @@ def sweep_command(args) -> int:
         try:
             out.mkdir(parents=True, exist_ok=False)
         except FileExistsError:
-            raise UsageError(f"--out {out}: exists; a sweep folder is never overwritten "
-                             f"(--resume {out} continues it)") from None
+            raise _exists(out) from None
         shutil.copyfile(spec.path, out / "sweep.toml")
     output.event("sweep", None, {"sweep_dir": str(out), "trials": len(everything), "to_run": len(todo),
                                  "method": spec.method, "executor": where})

@@ -80,6 +80,11 @@ def _range(key: str, value: Mapping, where: str):
     return ("range", low, high, log, is_int)
 
 
+def _int_in(value, low: int, high: int) -> bool:
+    """An integer (not a bool) in [low, high]."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
 def read_spec(path: str | Path) -> Spec:
     """Read and validate a sweep file; UsageError (one line naming the file and the key) for any fault."""
     what = f"{path}"
@@ -100,7 +105,7 @@ def read_spec(path: str | Path) -> Spec:
         raise UsageError(f"{what}: [sweep] method: must be grid, random or halving, got {method!r}")
     seeds = sweep.get("seeds", [0])
     if (not isinstance(seeds, list) or not seeds or len(set(map(repr, seeds))) != len(seeds)
-            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED for s in seeds)):
+            or not all(_int_in(s, 0, MAX_SEED) for s in seeds)):
         raise UsageError(f"{what}: [sweep] seeds: expected a list of different integers >= 0, got {seeds!r}")
     metric = sweep.get("metric", "val_accuracy")
     if metric not in METRICS:
@@ -110,9 +115,9 @@ def read_spec(path: str | Path) -> Spec:
         raise UsageError(f"{what}: [sweep] mode: must be max or min, got {mode!r}")
     min_epochs, eta = sweep.get("min_epochs", 1), sweep.get("eta", 3)
     if method == "halving":
-        if not (isinstance(min_epochs, int) and not isinstance(min_epochs, bool) and 1 <= min_epochs <= 10**6):
+        if not _int_in(min_epochs, 1, 10**6):
             raise UsageError(f"{what}: [sweep] min_epochs: expected an integer >= 1, got {min_epochs!r}")
-        if not (isinstance(eta, int) and not isinstance(eta, bool) and 2 <= eta <= 100):
+        if not _int_in(eta, 2, 100):
             raise UsageError(f"{what}: [sweep] eta: expected an integer 2..100, got {eta!r}")
         if not metric.startswith("val_"):
             raise UsageError(f"{what}: [sweep] metric: halving compares trials each epoch, so it needs "
@@ -122,15 +127,15 @@ def read_spec(path: str | Path) -> Spec:
                          f"method = \"halving\"")
     trials = sweep.get("trials")
     if method == "halving" and trials is not None:
-        if not (isinstance(trials, int) and not isinstance(trials, bool) and 1 <= trials <= MAX_TRIALS):
+        if not _int_in(trials, 1, MAX_TRIALS):
             raise UsageError(f"{what}: [sweep] trials: expected 1..{MAX_TRIALS}, got {trials!r}")
     elif method == "random":
-        if not (isinstance(trials, int) and not isinstance(trials, bool) and 1 <= trials <= MAX_TRIALS):
+        if not _int_in(trials, 1, MAX_TRIALS):
             raise UsageError(f"{what}: [sweep] trials: random search needs trials = 1..{MAX_TRIALS}, got {trials!r}")
     elif trials is not None:
         raise UsageError(f"{what}: [sweep] trials: only for method = \"random\" (a grid has all its points)")
     sample_seed = sweep.get("sample_seed", 0)
-    if not (isinstance(sample_seed, int) and not isinstance(sample_seed, bool) and 0 <= sample_seed <= MAX_SEED):
+    if not _int_in(sample_seed, 0, MAX_SEED):
         raise UsageError(f"{what}: [sweep] sample_seed: expected an integer >= 0, got {sample_seed!r}")
     space = {}
     for key, value in raw.get("space", {}).items():

@@ -121,10 +121,6 @@ def summarize(spec: Spec, rows: Mapping[str, Mapping]) -> list[dict]:
     return ranked
 
 
-def _toml_value(value) -> str:
-    return json.dumps(value) if not isinstance(value, bool) else ("true" if value else "false")
-
-
 def best_toml(spec: Spec, best: Mapping, sweep_dir: Path) -> str:
     """best.toml: the [train] table of the best configuration (base settings, then the swept ones)."""
     settings = {**spec.base, **spec.configs[best["config"]]}
@@ -132,7 +128,8 @@ def best_toml(spec: Spec, best: Mapping, sweep_dir: Path) -> str:
              f"mean over {best['seeds']} seed(s)).",
              f"# Re-run it with: fnn train --config {sweep_dir / 'best.toml'} [--seed N]",
              "[train]"]
-    lines += [f"{k.replace('_', '-')} = {_toml_value(v)}" for k, v in settings.items() if v is not None]
+    # JSON's numbers, strings, booleans and lists are TOML's too
+    lines += [f"{k.replace('_', '-')} = {json.dumps(v)}" for k, v in settings.items() if v is not None]
     return "\n".join(lines) + "\n"
 
 
